@@ -1,0 +1,1 @@
+"""Downstream evaluation: frozen-embedding probes, cross-view retrieval, geolocalization."""

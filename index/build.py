@@ -1,0 +1,236 @@
+"""Build a grid index: embed every grid cell centre (and the street-view gallery) with a
+checkpoint through `gair.embed.Embedder`, then write FAISS indexes + GeoParquet metadata.
+
+Crash safety: shards of cell embeddings are written atomically into a work dir beside the
+output (`.NAME.building/`); a re-run with the same inputs resumes from the completed shards;
+the finished index directory replaces the output in one rename.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from gair.atomic import atomic_dir, atomic_path, write_json
+from gair.embed import Embedder
+from gair.heads import Heads
+from index import grid as grids
+from index import vectors
+from index.gallery import embed_gallery
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+LABEL_COLUMNS = (
+    "koppen",
+    "landcover",
+    "elevation_m",
+    "population",
+    "continent",
+    "country",
+    "is_land",
+)
+
+
+@dataclass
+class BuildSpec:
+    checkpoint: str
+    world: str
+    grid: str = "h3:2"
+    land_only: bool = False
+    bbox: tuple[float, float, float, float] | None = None
+    gallery_size: int = 20000
+    shard_size: int = 4096
+    engine: str = "local"
+    workers: int = 2
+
+    def identity(self, checkpoint_hash: str, world_fingerprint: str) -> dict:
+        """What a resumable work dir must agree on."""
+        return {
+            "checkpoint_hash": checkpoint_hash,
+            "world": world_fingerprint,
+            "grid": self.grid,
+            "land_only": self.land_only,
+            "bbox": list(self.bbox) if self.bbox is not None else None,
+            "shard_size": self.shard_size,
+        }
+
+
+def select_cells(spec: BuildSpec, world) -> pd.DataFrame:
+    """The grid cells to embed with their world labels; ValueError when none remain."""
+    bbox = np.asarray(spec.bbox, dtype=np.float64) if spec.bbox is not None else None
+    cells = grids.grid_cells(spec.grid, bbox)
+    latlon = cells[["lat", "lon"]].to_numpy()
+    labels = world.labels(latlon)
+    for name in LABEL_COLUMNS:
+        cells[name] = np.asarray(labels[name])
+    if spec.land_only:
+        cells = cells[cells["is_land"].astype(bool)].reset_index(drop=True)
+    if cells.empty:
+        where = f" inside bbox {list(spec.bbox)}" if spec.bbox is not None else ""
+        raise ValueError(
+            f"the grid {spec.grid}{where} has no cells{' on land' if spec.land_only else ''}: "
+            "nothing to index (widen the bbox or drop --land-only)"
+        )
+    return cells
+
+
+def order_by_tile(cells: pd.DataFrame, embedder: Embedder) -> pd.DataFrame:
+    """Sort cells by their first tile, so a shard touches few tiles (one RS encoder pass answers
+    every cell inside a tile)."""
+    rows, cols, _ = embedder.tiling.tiles_of(cells[["lat", "lon"]].to_numpy())
+    key = rows[:, 0] * embedder.tiling.n_cols + cols[:, 0]
+    return cells.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+
+
+def embed_shard(embedder: Embedder, latlon: np.ndarray) -> dict[str, np.ndarray]:
+    """Embeddings of one shard of cell centres: INR point and location, each [n, E] float32."""
+    passes = embedder.encoder_passes
+    point = embedder.point(latlon)
+    return {
+        "point": point,
+        "location": embedder.location(latlon),
+        "encoder_passes": np.array(embedder.encoder_passes - passes),
+    }
+
+
+def _shard_path(work: Path, i: int) -> Path:
+    return work / f"shard_{i:05d}.npz"
+
+
+def _save_shard(path: Path, arrays: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _prepare_work_dir(work: Path, identity: dict) -> None:
+    ident_path = work / "identity.json"
+    if work.exists():
+        try:
+            same = json.loads(ident_path.read_text()) == identity
+        except (OSError, json.JSONDecodeError):
+            same = False
+        if not same:
+            log.info("discarding a stale work dir %s (different inputs)", work)
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not ident_path.exists():
+        write_json(ident_path, identity)
+
+
+def run_local(
+    embedder: Embedder, latlon: np.ndarray, work: Path, shard_size: int, progress: bool = True
+) -> None:
+    n_shards = (len(latlon) + shard_size - 1) // shard_size
+    todo = [i for i in range(n_shards) if not _shard_path(work, i).exists()]
+    if len(todo) < n_shards:
+        log.info("resuming: %d of %d shards already done", n_shards - len(todo), n_shards)
+    for i in tqdm(todo, desc="embedding grid shards", disable=not progress, unit="shard"):
+        arrays = embed_shard(embedder, latlon[i * shard_size : (i + 1) * shard_size])
+        _save_shard(_shard_path(work, i), arrays)
+
+
+def load_shards(work: Path, n: int, shard_size: int) -> dict[str, np.ndarray]:
+    n_shards = (n + shard_size - 1) // shard_size
+    parts = [dict(np.load(_shard_path(work, i))) for i in range(n_shards)]
+    return {
+        "point": np.concatenate([p["point"] for p in parts]),
+        "location": np.concatenate([p["location"] for p in parts]),
+        "encoder_passes": int(sum(int(p["encoder_passes"]) for p in parts)),
+    }
+
+
+def write_geoparquet(frame: pd.DataFrame, path: Path) -> None:
+    import geopandas as gpd
+
+    gdf = gpd.GeoDataFrame(
+        frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326"
+    )
+    with atomic_path(path) as tmp:
+        gdf.to_parquet(tmp, index=False)
+
+
+def write_vectors(out: Path, name: str, vecs: np.ndarray) -> dict:
+    """FAISS index + raw float32 vectors (memory-mapped by readers) for one table."""
+    index = vectors.build_index(vecs)
+    nprobe, recall = vectors.tune_nprobe(index, vecs)
+    vectors.write_index(index, out / f"{name}.faiss")
+    with atomic_path(out / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
+        np.save(fh, vecs.astype(np.float32))
+    factory = vectors.choose_factory(len(vecs), vecs.shape[1])
+    return {
+        "count": int(len(vecs)),
+        "factory": factory,
+        "nprobe": nprobe,
+        "recall_at_10": recall,
+        "bytes_per_vector": vectors.bytes_per_vector(index, len(vecs)),
+    }
+
+
+def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = True) -> dict:
+    """Build the index dir at `out`; returns its manifest."""
+    from gair.world import World
+
+    out = Path(out)
+    started = time.time()
+    world = world or World.open(spec.world)
+    embedder = Embedder(spec.checkpoint, world)
+    cells = order_by_tile(select_cells(spec, world), embedder)
+    latlon = cells[["lat", "lon"]].to_numpy()
+    log.info("embedding %d grid cells of %s", len(cells), spec.grid)
+
+    work = out.with_name(f".{out.name}.building")
+    _prepare_work_dir(work, spec.identity(embedder.checkpoint_hash, world.fingerprint))
+    if spec.engine == "ray":
+        from index.ray_engine import run_ray
+
+        run_ray(spec, latlon, work)
+    elif spec.engine == "local":
+        run_local(embedder, latlon, work, spec.shard_size, progress)
+    else:
+        raise ValueError(f"--engine must be 'local' or 'ray', got {spec.engine!r}")
+    shards = load_shards(work, len(cells), spec.shard_size)
+    heads = Heads.load(spec.checkpoint)
+    if heads is not None:  # per-cell downstream predictions from the run's trained heads
+        for name, values in heads.predict_table(shards["point"]).items():
+            cells[name] = values
+    gallery, sv_vecs = embed_gallery(embedder, world, spec.gallery_size, progress)
+
+    with atomic_dir(out) as tmp:
+        cell_stats = write_vectors(tmp, "cells", shards["point"])
+        with atomic_path(tmp / "cells_location.npy") as t, open(t, "wb") as fh:
+            np.save(fh, shards["location"])
+        write_geoparquet(cells, tmp / "cells.parquet")
+        sv_stats = write_vectors(tmp, "streetviews", sv_vecs)
+        write_geoparquet(gallery, tmp / "streetviews.parquet")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "checkpoint_hash": embedder.checkpoint_hash,
+            "checkpoint": str(Path(spec.checkpoint)),
+            "world": {"path": str(Path(spec.world)), "fingerprint": world.fingerprint},
+            "grid": {"spec": spec.grid, "land_only": spec.land_only, "bbox": spec.bbox},
+            "tiling": embedder.tiling.as_dict(),
+            "dim": embedder.dim,
+            "metric": "inner_product (cosine on L2-normalised vectors)",
+            "cells": cell_stats,
+            "streetviews": {
+                **sv_stats,
+                "source": "rendered" if "heading_deg" in gallery else "images",
+            },
+            "predictions": sorted(heads.tasks) if heads is not None else [],
+            "encoder_passes_per_point": shards["encoder_passes"] / max(len(cells), 1),
+            "engine": spec.engine,
+            "build_seconds": round(time.time() - started, 2),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        write_json(tmp / "manifest.json", manifest)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest

@@ -1,0 +1,136 @@
+"""`gair index build` and `gair index query`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_INDEX = "data/index"
+DEFAULT_WORLD = "data/world"
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("index", help="build and query the grid index")
+    isub = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+
+    build = isub.add_parser(
+        "build", help="embed a global grid and the street-view gallery into FAISS"
+    )
+    build.add_argument(
+        "--checkpoint", required=True, help="run dir (model.safetensors + config.json)"
+    )
+    build.add_argument("--grid", default="h3:4", help="grid spec, e.g. h3:4 (default) or h3:2")
+    build.add_argument(
+        "--land-only", action="store_true", help="only cells whose centre is on land"
+    )
+    build.add_argument("--bbox", help="W,S,E,N degrees (W > E crosses the antimeridian)")
+    build.add_argument("--engine", default="local", choices=["local", "ray"])
+    build.add_argument("--workers", type=int, default=2, help="Ray actors (engine ray)")
+    build.add_argument("--world", default=DEFAULT_WORLD)
+    build.add_argument(
+        "--gallery-size", type=int, default=20000, help="street views in the gallery"
+    )
+    build.add_argument("--shard-size", type=int, default=4096, help="cells per resumable shard")
+    build.add_argument("--out", default=DEFAULT_INDEX)
+    build.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    build.set_defaults(func=run_build)
+
+    query = isub.add_parser("query", help="nearest places and street views")
+    query.add_argument("--index", default=DEFAULT_INDEX)
+    query.add_argument(
+        "--checkpoint", help="override the manifest's checkpoint (must be the same one)"
+    )
+    what = query.add_mutually_exclusive_group(required=True)
+    what.add_argument("--lat", type=str, help="with --lon: a point")
+    what.add_argument("--sv-image", help="a street-view image file (jpg/png)")
+    what.add_argument("--cell", help="a cell id of the index")
+    query.add_argument("--lon", type=str)
+    query.add_argument("--k", type=int, default=10)
+    query.add_argument("--json", action="store_true")
+    query.set_defaults(func=run_query)
+
+
+def run_build(args) -> int:
+    from index.build import BuildSpec, build_index
+    from index.grid import parse_bbox, parse_grid_spec
+
+    parse_grid_spec(args.grid)
+    bbox = parse_bbox(args.bbox)
+    for name in ("gallery_size", "shard_size", "workers"):
+        if getattr(args, name) <= 0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+            )
+    if not Path(args.checkpoint).is_dir():
+        raise FileNotFoundError(f"checkpoint run dir {args.checkpoint} does not exist")
+    spec = BuildSpec(
+        checkpoint=args.checkpoint,
+        world=args.world,
+        grid=args.grid,
+        land_only=args.land_only,
+        bbox=tuple(float(v) for v in bbox) if bbox is not None else None,
+        gallery_size=args.gallery_size,
+        shard_size=args.shard_size,
+        engine=args.engine,
+        workers=args.workers,
+    )
+    manifest = build_index(spec, args.out, progress=not args.json)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        cells = manifest["cells"]
+        print(
+            f"index written to {args.out}: {cells['count']} cells ({cells['factory']}, recall@10 "
+            f"{cells['recall_at_10']:.3f}), {manifest['streetviews']['count']} street views, "
+            f"{manifest['encoder_passes_per_point']:.3f} encoder passes per point, {manifest['build_seconds']} s"
+        )
+    return 0
+
+
+def _jsonable(result: dict) -> dict:
+    out = {"query": result["query"], "embedding": np.asarray(result["embedding"]).round(6).tolist()}
+    for key in ("cells", "streetviews"):
+        out[key] = json.loads(result[key].to_json(orient="records"))
+    return out
+
+
+def load_image(path: str) -> np.ndarray:
+    """Read an image file as uint8 RGB; clear errors for missing, non-image or huge files."""
+    from gair.images import read_image
+
+    return read_image(path)
+
+
+def run_query(args) -> int:
+    from index.search import GridIndex
+
+    if args.k <= 0:
+        raise ValueError(f"--k must be a positive integer, got {args.k}")
+    if args.lat is not None and args.lon is None:
+        raise ValueError("--lat needs --lon")
+    image = load_image(args.sv_image) if args.sv_image else None
+    index = GridIndex.open(args.index, checkpoint=args.checkpoint)
+    if args.lat is not None:
+        result = index.query_point(args.lat, args.lon, args.k)
+    elif image is not None:
+        result = index.query_image(image, args.k)
+    else:
+        result = index.query_cell(args.cell, args.k)
+    if args.json:
+        print(json.dumps(_jsonable(result)))
+    else:
+        q = result["query"]
+        print(f"query: {q}")
+        cols = ["rank", "similarity", "cell_id", "lat", "lon"] + (
+            ["distance_km"] if "distance_km" in result["cells"] else []
+        )
+        print("nearest places:\n" + result["cells"][cols].to_string(index=False))
+        sv_cols = ["rank", "similarity", "sv_id", "lat", "lon"] + (
+            ["distance_km"] if "distance_km" in result["streetviews"] else []
+        )
+        print("nearest street views:\n" + result["streetviews"][sv_cols].to_string(index=False))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,227 @@
+"""Grid index: build, query, tiling consistency, engines, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from gair import build_model, save_model
+from gair.embed import Embedder, Tiling
+from index import build as build_mod
+from index.build import BuildSpec, build_index
+from index.search import GridIndex, IndexMismatchError
+
+EUROPE = (0.0, 44.0, 6.0, 49.0)  # W, S, E N: France, land and a little sea
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_model(build_model("tiny"), tmp_path_factory.mktemp("runs") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def spec(tiny_run, world_dir):
+    return BuildSpec(
+        checkpoint=str(tiny_run),
+        world=str(world_dir),
+        grid="h3:4",
+        bbox=EUROPE,
+        gallery_size=300,
+        shard_size=64,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(spec, world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("idx") / "index"
+    manifest = build_index(spec, out, world=world, progress=False)
+    return out, manifest
+
+
+def test_tiling_weights_partition_unity_and_stay_inside_chips():
+    tiling = Tiling.for_raster(5400, 32)
+    assert tiling.stride_px == 15 and 5400 % tiling.stride_px == 0
+    rng = np.random.default_rng(0)
+    latlon = np.stack([rng.uniform(-90, 90, 500), rng.uniform(-180, 180, 500)], -1)
+    rows, cols, w = tiling.tiles_of(latlon)
+    np.testing.assert_allclose(w.sum(1), 1.0)
+    centres = tiling.centre(rows, cols)
+    offset_px = np.abs(centres[..., 0] - latlon[:, None, 0]) / (360 / 5400)
+    assert offset_px[w > 0].max() <= tiling.chip_px / 2  # inside the tile's chip
+
+
+def test_manifest_and_files(built):
+    out, manifest = built
+    for name in (
+        "manifest.json",
+        "cells.parquet",
+        "cells.faiss",
+        "streetviews.parquet",
+        "streetviews.faiss",
+    ):
+        assert (out / name).is_file(), name
+    assert manifest["cells"]["factory"] == "Flat" and manifest["cells"]["recall_at_10"] == 1.0
+    assert manifest["encoder_passes_per_point"] < 0.5  # tile batching: one pass serves many cells
+    assert manifest["cells"]["bytes_per_vector"] >= 4 * manifest["dim"]
+    import geopandas as gpd
+
+    cells = gpd.read_parquet(out / "cells.parquet")
+    assert cells.crs.to_epsg() == 4326 and len(cells) == manifest["cells"]["count"]
+    assert {"cell_id", "lat", "lon", "koppen", "landcover", "elevation_m", "is_land"} <= set(
+        cells.columns
+    )
+    assert not list(out.parent.glob(".*building*"))
+
+
+def test_query_at_cell_centre_returns_that_cell_first(built, spec, world):
+    out, _ = built
+    index = GridIndex(out, Embedder(spec.checkpoint, world))
+    for i in (0, 7, len(index.cells) - 1):
+        row = index.cells.iloc[i]
+        result = index.query_point(row["lat"], row["lon"], k=5)
+        assert result["cells"].iloc[0]["cell_id"] == row["cell_id"]
+        assert result["cells"].iloc[0]["distance_km"] < 1e-6
+
+
+def test_tile_batched_and_single_point_embeddings_agree(built, spec, world):
+    out, _ = built
+    stored = np.load(out / "cells.npy")
+    import pandas as pd
+
+    cells = pd.read_parquet(out / "cells.parquet")
+    emb = Embedder(spec.checkpoint, world)
+    for i in range(0, len(cells), max(1, len(cells) // 15)):
+        alone = emb.point(cells[["lat", "lon"]].to_numpy()[i : i + 1])[0]
+        np.testing.assert_allclose(alone, stored[i], atol=2e-6)
+
+
+def test_embedding_is_continuous_across_tile_borders(spec, world):
+    emb = Embedder(spec.checkpoint, world)
+    lon = np.linspace(1.9, 2.1, 81)  # crosses the tile-centre line at 2.0 E
+    vec = emb.point(np.stack([np.full_like(lon, 46.37), lon], -1))
+    steps = np.linalg.norm(np.diff(vec, axis=0), axis=1)
+    assert steps.max() < 5 * np.median(steps) + 1e-6
+
+
+def test_street_view_query_and_cell_query(built, spec, world):
+    out, _ = built
+    index = GridIndex(out, Embedder(spec.checkpoint, world))
+    view = world.render_view(np.array([46.0, 3.0]), 90.0, 1, size=64)
+    result = index.query_image(view, k=3)
+    assert len(result["cells"]) == 3 and len(result["streetviews"]) == 3
+    assert result["embedding"].shape == (index.embedder.dim,)
+    cid = index.cells.iloc[3]["cell_id"]
+    assert index.query_cell(cid, k=2)["cells"].iloc[0]["cell_id"] == cid
+    with pytest.raises(ValueError, match="not in this index"):
+        index.query_cell("ffffffffffffff", k=2)
+
+
+def test_other_checkpoint_is_a_clear_error(built, world, tmp_path):
+    out, _ = built
+    torch.manual_seed(1)
+    other = save_model(build_model("tiny"), tmp_path / "other")
+    with pytest.raises(IndexMismatchError, match="built with checkpoint"):
+        GridIndex(out, Embedder(other, world))
+
+
+def test_empty_land_only_grid(spec, world, tmp_path):
+    pacific = BuildSpec(
+        **{**spec.__dict__, "bbox": (-150.0, -10.0, -140.0, 0.0), "land_only": True}
+    )
+    with pytest.raises(ValueError, match="no cells on land"):
+        build_index(pacific, tmp_path / "idx", world=world, progress=False)
+
+
+def test_resume_after_crash_reuses_done_shards(spec, world, tmp_path, monkeypatch):
+    out = tmp_path / "index"
+    calls = []
+    real = build_mod.embed_shard
+
+    def crashing(embedder, latlon):
+        calls.append(len(latlon))
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(embedder, latlon)
+
+    monkeypatch.setattr(build_mod, "embed_shard", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(spec, out, world=world, progress=False)
+    assert not out.exists()  # nothing half-built at the final path
+    work = out.with_name(".index.building")
+    assert len(list(work.glob("shard_*.npz"))) == 2 and not list(work.glob("*.tmp"))
+    calls.clear()
+    monkeypatch.setattr(build_mod, "embed_shard", real)
+    counted = []
+    monkeypatch.setattr(build_mod, "embed_shard", lambda e, ll: counted.append(1) or real(e, ll))
+    manifest = build_index(spec, out, world=world, progress=False)
+    n_shards = -(-manifest["cells"]["count"] // spec.shard_size)
+    assert len(counted) == n_shards - 2  # only the missing shards were computed
+    assert not work.exists()
+
+
+@pytest.mark.slow
+def test_ray_engine_matches_local(built, spec, world, tmp_path):
+    pytest.importorskip("ray")
+    out, _ = built
+    ray_spec = BuildSpec(**{**spec.__dict__, "engine": "ray", "workers": 2})
+    build_index(ray_spec, tmp_path / "ray", world=world, progress=False)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "ray" / "cells.npy"), np.load(out / "cells.npy"), atol=2e-6
+    )
+
+
+def _gair(capsys, *args):
+    from gair.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_query_json_and_bad_input(built, spec, capsys):
+    out, _ = built
+    code, stdout, err = _gair(
+        capsys,
+        "index",
+        "query",
+        "--index",
+        str(out),
+        "--lat",
+        "46.5",
+        "--lon",
+        "2.5",
+        "--k",
+        "3",
+        "--json",
+    )
+    assert code == 0, err
+    payload = json.loads(stdout)
+    assert len(payload["cells"]) == 3 and len(payload["embedding"]) == 256
+    code, _, err = _gair(
+        capsys, "index", "query", "--index", str(out), "--lat", "123", "--lon", "0"
+    )
+    assert code == 2 and "123" in err
+    code, _, err = _gair(
+        capsys, "index", "query", "--index", str(out.parent / "nope"), "--lat", "1", "--lon", "1"
+    )
+    assert code == 2 and "no index" in err
+    code, _, err = _gair(
+        capsys, "index", "build", "--checkpoint", spec.checkpoint, "--grid", "hex:9"
+    )
+    assert code == 2 and "h3:RES" in err
+
+
+def test_console_script_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "gair.cli", "index", "query", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "--sv-image" in done.stdout
