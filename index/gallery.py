@@ -32,13 +32,12 @@ def gallery_views(world, size: int) -> pd.DataFrame:
     return frame
 
 
-def render_views(world, frame: pd.DataFrame, size: int) -> list[np.ndarray]:
-    return [
-        world.render_view(np.array([lat, lon]), heading, int(seed), size=size)
-        for lat, lon, heading, seed in zip(
-            frame["lat"], frame["lon"], frame["heading_deg"], frame["seed"]
-        )
-    ]
+def render_views(world, frame: pd.DataFrame, size: int) -> np.ndarray:
+    """Rendered views of gallery rows, uint8 [N, size, size, 3] (batched renderer)."""
+    latlon = frame[["lat", "lon"]].to_numpy(np.float64)
+    return world.render_views(
+        latlon, frame["heading_deg"].to_numpy(), frame["seed"].to_numpy(), size=size
+    )
 
 
 def embed_gallery(embedder, world, size: int, progress: bool = True, batch: int = 256):

@@ -53,6 +53,7 @@ class GridIndex:
         self.cell_vectors = np.load(self.dir / "cells.npy", mmap_mode="r")
         self.cell_location = np.load(self.dir / "cells_location.npy", mmap_mode="r")
         self.sv_vectors = np.load(self.dir / "streetviews.npy", mmap_mode="r")
+        vectors.configure_for_single_queries()
         self.cell_index = vectors.read_index(self.dir / "cells.faiss")
         self.sv_index = vectors.read_index(self.dir / "streetviews.faiss")
         for name, idx in (("cells", self.cell_index), ("streetviews", self.sv_index)):

@@ -38,6 +38,12 @@ def _pow2(x: float) -> int:
     return 1 << max(4, round(math.log2(x)))
 
 
+def configure_for_single_queries() -> None:
+    """One query vector at a time (the app, the CLI): FAISS's OpenMP fan-out costs more than it
+    saves on small searches and contends with concurrent sessions, so search single-threaded."""
+    faiss.omp_set_num_threads(1)
+
+
 def gpu_available() -> bool:
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 

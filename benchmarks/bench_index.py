@@ -1,0 +1,103 @@
+"""Index benchmarks.
+
+- build: grid points/s and encoder passes per point for a grid (default: the demo index's
+  manifest when data/index exists);
+- query: p50/p99 latency and recall@10 against exact search at 1e5 and 1e6 cells, and the
+  FAISS part alone at 1e7 (`--sizes 1e5,1e6,1e7`), with bytes per vector. Vectors are
+  realistic when a built index exists (its cell embeddings, jittered and re-normalised), else
+  a Gaussian mixture on the sphere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import write_result
+from index import vectors as V
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def synthetic(n: int, dim: int, base: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """n vectors: jittered copies of `base` rows when given, else a 1024-centre mixture."""
+    if base is not None:
+        pick = base[rng.integers(0, len(base), n)]
+        return _normalise(pick + rng.normal(scale=0.05, size=pick.shape).astype(np.float32))
+    centres = _normalise(rng.normal(size=(1024, dim)).astype(np.float32))
+    return _normalise(
+        centres[rng.integers(0, 1024, n)] + rng.normal(scale=0.3 / np.sqrt(dim), size=(n, dim))
+    )
+
+
+def bench_size(n: int, dim: int, base, rng, n_queries: int = 200) -> dict:
+    data = synthetic(n, dim, base, rng)
+    factory = V.choose_factory(n, dim)
+    t0 = time.perf_counter()
+    index = V.build_index(data, factory)
+    build_s = time.perf_counter() - t0
+    nprobe, recall = V.tune_nprobe(index, data)
+    queries = data[rng.integers(0, n, n_queries)]
+    V.configure_for_single_queries()  # as GridIndex serves queries
+    lat = []
+    for q in queries:
+        t = time.perf_counter()
+        index.search(q[None], 10)
+        lat.append((time.perf_counter() - t) * 1000)
+    return {
+        "n": n,
+        "dim": dim,
+        "factory": factory,
+        "nprobe": nprobe,
+        "recall_at_10": recall,
+        "p50_ms": statistics.median(lat),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "build_s": build_s,
+        "bytes_per_vector": V.bytes_per_vector(index, n),
+        "faiss_threads_at_query": 1,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1e5,1e6", help="comma list, e.g. 1e5,1e6,1e7")
+    parser.add_argument("--index", default="data/index", help="a built index for realistic vectors")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    base, dim, build = None, 256, None
+    manifest_path = Path(args.index) / "manifest.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        base = np.load(Path(args.index) / "cells.npy")
+        dim = base.shape[1]
+        cells = manifest["cells"]["count"]
+        build = {
+            "grid": manifest["grid"],
+            "cells": cells,
+            "build_seconds": manifest["build_seconds"],
+            "points_per_s": cells / manifest["build_seconds"],
+            "encoder_passes_per_point": manifest["encoder_passes_per_point"],
+        }
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    query = [bench_size(n, dim, base, rng) for n in sizes]
+    for q in query:
+        print(q)
+    write_result(
+        "index",
+        {
+            "build": build,
+            "query": query,
+            "vectors": "index-jittered" if base is not None else "mixture",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Shared fixtures.
+
+`world_dir` (session): the demo world every test uses. Set GAIR_TEST_WORLD to a built world
+(`gair world build --out DIR`) to reuse it; otherwise the world is built once per session into a
+temp dir (~30-60 s on 2 cores). `world`: `World.open(world_dir)`.
+`official_examples_dir`: ../shared/fixtures/official-examples (the test skips when absent).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+OFFICIAL_EXAMPLES = REPO.parent / "shared" / "fixtures" / "official-examples"
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory) -> Path:
+    from gair.world.build import build_world, check_complete
+
+    env = os.environ.get("GAIR_TEST_WORLD")
+    if env:
+        manifest, why = check_complete(env)
+        if manifest is not None:
+            return Path(env)
+        print(f"GAIR_TEST_WORLD={env} is not usable ({why}); building a world for this session")
+    out = tmp_path_factory.mktemp("world") / "world"
+    build_world(out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def world(world_dir):
+    from gair.world import World
+
+    return World.open(world_dir)
+
+
+@pytest.fixture(scope="session")
+def official_examples_dir() -> Path:
+    if not (OFFICIAL_EXAMPLES / "examples.csv").is_file():
+        pytest.skip(f"official examples not available at {OFFICIAL_EXAMPLES}")
+    return OFFICIAL_EXAMPLES

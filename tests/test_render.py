@@ -1,0 +1,100 @@
+"""The ground-view renderer: views differ the way the places differ (image statistics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SAHARA = (23.5, 11.5)
+AMAZON = (-3.5, -62.0)
+GREENLAND = (72.5, -40.0)
+HIMALAYA = (27.8, 86.7)
+NETHERLANDS = (52.6, 6.3)
+TOKYO = (35.68, 139.76)
+N_VIEWS = 16
+
+
+def views(world, place, n=N_VIEWS, size=64):
+    ll = np.repeat(np.array([place]), n, axis=0)
+    return world.render_views(ll, (np.arange(n) * 90.0) % 360, np.arange(n), size).astype(float)
+
+
+def ground_rgb(v):
+    """Mean colour of the lower third (the near ground)."""
+    return v[:, -20:].reshape(-1, 3).mean(0)
+
+
+def test_view_shape_dtype_and_determinism(world):
+    p = np.array(TOKYO)
+    a = world.render_view(p, 45.0, 7)
+    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, world.render_view(p, 45.0, 7))
+    assert np.abs(a.astype(int) - world.render_view(p, 45.0, 8)).mean() > 5  # another seed
+    assert np.abs(a.astype(int) - world.render_view(p, 135.0, 7)).mean() > 5  # another heading
+    big = world.render_view(p, 45.0, 7, size=96)
+    assert big.shape == (96, 96, 3)
+
+
+def test_batch_render_equals_single_views(world):
+    ll = np.array([SAHARA, TOKYO, GREENLAND, AMAZON])
+    batch = world.render_views(ll, [0.0, 90.0, 180.0, 270.0], [1, 2, 3, 4])
+    for i in range(4):
+        np.testing.assert_array_equal(batch[i], world.render_view(ll[i], 90.0 * i, i + 1))
+
+
+def test_desert_forest_and_snow_have_their_colours(world):
+    desert = ground_rgb(views(world, SAHARA))
+    forest = ground_rgb(views(world, AMAZON))
+    snow = ground_rgb(views(world, GREENLAND))
+    # sand: warm and bright, red > green > blue
+    assert desert[0] > desert[1] > desert[2] + 20 and desert.mean() > 120
+    # rain forest: dark and green
+    assert forest[1] > forest[0] + 15 and forest[1] > forest[2] + 15 and forest.mean() < 80
+    # snow: the brightest, nearly grey-white
+    assert snow.mean() > 180 and snow.max() - snow.min() < 20
+    assert snow.mean() > desert.mean() > forest.mean()
+
+
+def sky_fraction_top_half(v):
+    """Share of the upper half that is blue sky (clouds and overcast count as not sky, in
+    both places alike)."""
+    top = v[:, :32]
+    return (top[..., 2] > top[..., 0] + 15).mean()
+
+
+def test_mountains_raise_the_horizon(world):
+    himalaya = sky_fraction_top_half(views(world, HIMALAYA))
+    flat = sky_fraction_top_half(views(world, NETHERLANDS))
+    assert himalaya < flat - 0.2
+
+
+def vertical_edges(v):
+    lum = v.mean(-1)
+    return (np.abs(np.diff(lum, axis=2)) > 25).mean()
+
+
+def test_big_city_has_more_built_structure_than_desert(world):
+    city = views(world, TOKYO)
+    desert = views(world, SAHARA)
+    assert vertical_edges(city) > 10 * max(vertical_edges(desert), 0.005)
+    # grey, unsaturated facades and streets
+    sat = lambda v: (v.max(-1) - v.min(-1)).mean()  # noqa: E731
+    assert sat(city) < sat(desert) - 20
+
+
+def test_ocean_view_is_flat_water(world):
+    v = views(world, (-30.0, -140.0), n=4)
+    ground = ground_rgb(v)
+    assert ground[2] > ground[0]  # blue water
+    assert vertical_edges(v) < 0.01
+
+
+@pytest.mark.parametrize("bad", [(91.0, 0.0), (np.nan, 0.0)])
+def test_render_rejects_bad_coordinates(world, bad):
+    with pytest.raises(ValueError):
+        world.render_view(np.array(bad), 0.0, 0)
+
+
+def test_render_rejects_bad_heading(world):
+    with pytest.raises(ValueError, match="heading"):
+        world.render_view(np.array(TOKYO), float("inf"), 0)
