@@ -102,12 +102,17 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu", ve
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, RuntimeError) as err:
         raise ValueError(f"cannot read {weights}: {err}") from err
-    model = GAIR(resolve_config(meta["model"]))
-    load_state_strict(model, state, str(weights))
+    config = resolve_config(meta["model"])
+    with torch.device("meta"):  # skip the random init: every saved tensor comes from the file
+        model = GAIR(config)
+    load_state_strict(model, state, str(weights), assign=True)
+    if any(t.is_meta for t in model.buffers()):  # computed, non-persistent buffers: build normally
+        model = GAIR(config)
+        load_state_strict(model, state, str(weights))
     return model.to(map_location).eval()
 
 
-def load_state_strict(model: torch.nn.Module, state: dict, source: str) -> None:
+def load_state_strict(model: torch.nn.Module, state: dict, source: str, assign: bool = False) -> None:
     """Load a state dict, naming every missing, unexpected or mis-shaped tensor."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -128,4 +133,4 @@ def load_state_strict(model: torch.nn.Module, state: dict, source: str) -> None:
         problems.append(f"shape mismatches {mis_shaped[:8]}")
     if problems:
         raise ValueError(f"{source} does not fit the model config: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)

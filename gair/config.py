@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from gair.preprocess_presets import preprocess_preset
+
 # Band names of the two kinds of RS input this project knows.
 WORLD_BANDS = ["red", "green", "blue", "relief"]  # the embedded demo world's raster
 S2_GAIR_BANDS = ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"]  # GAIR's 10 bands
@@ -89,6 +91,41 @@ PRESETS: dict[str, dict[str, Any]] = {
         "preprocess": {
             "rs": {"kind": "standardize", "mean": [0.5] * 10, "std": [0.25] * 10},
         },
+    },
+    # The official GAIR release's architecture and preprocessing (GAIR-NOTES.md), for weights
+    # imported with `gair import-official`: CROMA-style ViT-B/8 with 2D-ALiBi on 10 S2 bands at
+    # 96 px, HuggingFace-layout ViT-B/16 with tanh pooler at 224 px, GeoCLIP location encoder
+    # with a 768-d head, NILI with one Linear decoder and the release's sampling.
+    "official": {
+        "name": "official",
+        "embed_dim": 768,
+        "rs": {
+            "encoder": "croma_vit",
+            "bands": S2_GAIR_BANDS,
+            "img_size": 96,
+            "patch_size": 8,
+            "width": 768,
+            "depth": 12,
+            "heads": 16,
+        },
+        "sv": {
+            "encoder": "hf_vit",
+            "img_size": 224,
+            "patch_size": 16,
+            "width": 768,
+            "depth": 12,
+            "heads": 12,
+        },
+        "location": {
+            "encoder": "geoclip_release",
+            "sigmas": [1.0, 16.0, 256.0],
+            "n_freq": 256,
+            "hidden": 1024,
+            "depth": 3,
+        },
+        "inr": {"mode": "nili", "decoder": "linear", "sampling": "official"},
+        "sv_proj": True,
+        "preprocess": preprocess_preset("official"),
     },
 }
 
@@ -198,3 +235,20 @@ def _validate(cfg: dict) -> None:
             raise ValueError(
                 f"config preprocess.rs.{key} has {len(rs_pre[key])} values for {n_bands} bands {cfg['rs']['bands']}"
             )
+    source = rs_pre.get("source_bands")
+    if source is not None:
+        if not isinstance(source, list) or not all(isinstance(b, str) for b in source):
+            raise ValueError(
+                f"config preprocess.rs.source_bands must be a list of band names, got {source!r}"
+            )
+        absent = [b for b in cfg["rs"]["bands"] if b not in source]
+        if absent:
+            raise ValueError(
+                f"config preprocess.rs.source_bands {source} lacks the model's bands {absent}"
+            )
+    if rs_pre.get("kind") == "s2-quantize":
+        for key in ("mean", "std"):
+            if key not in rs_pre:
+                raise ValueError(f"config preprocess.rs.kind 's2-quantize' needs '{key}'")
+        if any(not isinstance(s, int | float) or s <= 0 for s in rs_pre["std"]):
+            raise ValueError(f"config preprocess.rs.std must be > 0, got {rs_pre['std']!r}")

@@ -50,6 +50,13 @@ def _neighbours_exact(xy: torch.Tensor, h: int, w: int):
     return rows, cols, weights
 
 
+def _liif_centre(index: torch.Tensor, n: int) -> torch.Tensor:
+    """Cell centres in LIIF's `make_coord` arithmetic: (-1 + r) + (2r) * index with r = 1/n,
+    the scalars in double and the product in the tensor's dtype (bit-exact with the release)."""
+    r = 1.0 / n
+    return (2 * r) * index + (-1 + r)
+
+
 def _neighbours_official(xy: torch.Tensor, h: int, w: int):
     """The release's local ensemble: shift the query by +-half a cell (+1e-6), clamp inside,
     take the nearest cell (grid_sample nearest, align_corners=False), weight each by the area
@@ -57,13 +64,14 @@ def _neighbours_official(xy: torch.Tensor, h: int, w: int):
     eps_shift, rows, cols, areas = 1e-6, [], [], []
     for vx in (-1, 1):
         for vy in (-1, 1):
-            x = (xy[..., 0] + vx / w + eps_shift).clamp(-1 + 1e-6, 1 - 1e-6)
-            y = (xy[..., 1] + vy / h + eps_shift).clamp(-1 + 1e-6, 1 - 1e-6)
+            # the shift is one scalar, added once (as LIIF does)
+            x = (xy[..., 0] + (vx / w + eps_shift)).clamp(-1 + 1e-6, 1 - 1e-6)
+            y = (xy[..., 1] + (vy / h + eps_shift)).clamp(-1 + 1e-6, 1 - 1e-6)
             # grid_sample's unnormalisation and nearest rounding (round half to even)
             j = torch.round(((x + 1) * w - 1) / 2).clamp(0, w - 1)
             i = torch.round(((y + 1) * h - 1) / 2).clamp(0, h - 1)
-            rel_x = (xy[..., 0] - (-1 + (2 * j + 1) / w)) * w
-            rel_y = (xy[..., 1] - (-1 + (2 * i + 1) / h)) * h
+            rel_x = (xy[..., 0] - _liif_centre(j, w)) * w
+            rel_y = (xy[..., 1] - _liif_centre(i, h)) * h
             rows.append(i.long())
             cols.append(j.long())
             areas.append(torch.abs(rel_x * rel_y) + 1e-9)

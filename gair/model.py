@@ -105,7 +105,9 @@ class GAIR(nn.Module):
 
     def encode_location(self, latlon: torch.Tensor) -> torch.Tensor:
         """(lat, lon) degrees [..., 2] -> [..., E]."""
-        latlon = geo.validate_latlon(torch.as_tensor(latlon, dtype=torch.float32))
+        # validate and wrap in float64, then let the encoder cast: wrapping after a float32 cast
+        # moves longitudes by an ulp
+        latlon = geo.validate_latlon(torch.as_tensor(latlon, dtype=torch.float64))
         device = next(self.location_encoder.parameters()).device
         return self.location_encoder(latlon.to(device))
 

@@ -3,6 +3,12 @@ index build, evaluation and the app all turn raw inputs into model inputs the sa
 
 RS: raw chip [C, H, W] or [B, C, H, W] (any float units) -> normalised [B, C, S, S].
 SV: uint8 RGB images [H, W, 3] (a list, or an array [B, H, W, 3]) -> normalised [B, 3, S, S].
+
+`preprocess.rs` keys: `kind` (a registered normalizer: "standardize", "s2-quantize"), its
+parameters (`mean`, `std`), `resize` (interpolation mode, default bilinear) and optionally
+`source_bands`: the band list of raw chips that may carry more bands than the model uses
+(e.g. 12-band Sentinel-2 L2A); the model's bands are then selected by name before normalising.
+`PREPROCESS_PRESETS["official"]` is the official GAIR release's preprocessing.
 """
 
 from __future__ import annotations
@@ -12,6 +18,19 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+# The official GAIR release's preset and constants live in the torch-free module
+# gair.preprocess_presets (gair.config imports it); re-exported here.
+from gair.preprocess_presets import (  # noqa: F401
+    OFFICIAL_RS_BANDS,
+    OFFICIAL_RS_MEAN,
+    OFFICIAL_RS_STD,
+    OFFICIAL_SV_MEAN,
+    OFFICIAL_SV_STD,
+    PREPROCESS_PRESETS,
+    S2_L2A_BANDS,
+    preprocess_preset,
+)
 
 # name -> fn(rs [B, C, H, W] float32, cfg dict) -> [B, C, H, W]
 RS_NORMALIZERS: dict[str, Callable[[torch.Tensor, dict], torch.Tensor]] = {}
@@ -34,6 +53,19 @@ def _standardize(rs: torch.Tensor, cfg: dict) -> torch.Tensor:
     return (rs - _per_band(cfg["mean"], rs)) / _per_band(cfg["std"], rs)
 
 
+@register_rs_normalizer("s2-quantize")
+def _s2_quantize(rs: torch.Tensor, cfg: dict) -> torch.Tensor:
+    """The official GAIR release's Sentinel-2 scaling: per band, map [mean - 2 std, mean + 2 std]
+    linearly to [0, 255], clip, round down to uint8, divide by 255 -> values k/255 in [0, 1].
+
+    Computed in float64 so the rounding down matches the reference's (numpy) arithmetic."""
+    x = rs.to(torch.float64)
+    mean, std = _per_band(cfg["mean"], x), _per_band(cfg["std"], x)
+    low, high = mean - 2 * std, mean + 2 * std
+    levels = torch.floor(((x - low) / (high - low) * 255.0).clamp(0.0, 255.0))
+    return levels.to(rs.dtype) / 255.0
+
+
 def _resize(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
     if x.shape[-2:] == (size, size):
         return x
@@ -47,12 +79,16 @@ def preprocess_rs(rs, model_config: dict) -> torch.Tensor:
     )
     if rs.ndim == 3:
         rs = rs.unsqueeze(0)
-    bands = model_config["rs"]["bands"]
-    if rs.ndim != 4 or rs.shape[1] != len(bands):
-        raise ValueError(
-            f"RS chip must be [B, {len(bands)}, H, W] for bands {bands}, got {tuple(rs.shape)}"
-        )
+    bands = list(model_config["rs"]["bands"])
     cfg = model_config["preprocess"]["rs"]
+    source = list(cfg.get("source_bands") or [])
+    if rs.ndim == 4 and source and rs.shape[1] == len(source) and source != bands:
+        rs = rs[:, [source.index(b) for b in bands]]  # select the model's bands by name
+    if rs.ndim != 4 or rs.shape[1] != len(bands):
+        accepted = f"[B, {len(bands)}, H, W] for bands {bands}"
+        if source and source != bands:
+            accepted += f" or [B, {len(source)}, H, W] for source bands {source}"
+        raise ValueError(f"RS chip must be {accepted}, got {tuple(rs.shape)}")
     kind = cfg.get("kind", "standardize")
     if kind not in RS_NORMALIZERS:
         raise ValueError(f"unknown RS preprocessing {kind!r}; known: {sorted(RS_NORMALIZERS)}")
