@@ -16,7 +16,12 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-BUILTIN: list[str] = []
+BUILTIN: list[str] = [
+    "gair.world.cli",
+    "gair.data.cli",
+    "gair.evaluation.cli",
+    "gair.official_cli",
+]
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -28,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     for module in BUILTIN:
         importlib.import_module(module).register(sub)
     for ep in sorted(entry_points(group="gair.commands"), key=lambda e: e.name):
-        ep.load()(sub)
+        try:
+            register = ep.load()
+        except ImportError as err:  # a broken plugin must not take the whole CLI down
+            logging.getLogger(__name__).warning("command %r unavailable: %s", ep.name, err)
+            continue
+        register(sub)
     return parser
 
 
