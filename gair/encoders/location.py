@@ -51,8 +51,12 @@ class FourierBranch(nn.Module):
         self.head = nn.Linear(hidden, out_dim)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        proj = 2.0 * math.pi * v @ self.b.T
-        return self.head(self.mlp(torch.cat([torch.cos(proj), torch.sin(proj)], -1)))
+        # Phases reach ~1e3 rad at sigma 256: under bf16 autocast they would be random, so the
+        # Fourier features are computed in float32 with autocast off; the MLP may run in bf16.
+        with torch.autocast(device_type=v.device.type, enabled=False):
+            proj = 2.0 * math.pi * v.float() @ self.b.float().T
+            feats = torch.cat([torch.cos(proj), torch.sin(proj)], -1)
+        return self.head(self.mlp(feats))
 
 
 class LocationEncoder(nn.Module):

@@ -1,0 +1,116 @@
+"""Training module: real (tiny) fits on synthetic data; export, reload, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from gair import load_model
+from train.checkpointing import RESUME_FILE, load_resume_state
+from train.config import load_config
+from train.data import collate
+from train.runner import train
+from train.synthetic import SyntheticTriples
+
+
+def tiny_cfg(*overrides: str, max_steps: int | None = None) -> dict:
+    return load_config("test", list(overrides), max_steps)
+
+
+def run_files(run_dir) -> list[str]:
+    return sorted(p.name for p in run_dir.iterdir())
+
+
+def test_fit_writes_a_run_dir_that_reloads_exactly(tmp_path):
+    cfg = tiny_cfg(max_steps=12)
+    summary = train(cfg, out=tmp_path / "run")
+    run = tmp_path / "run"
+    assert summary["global_step"] == 12 and summary["steps_run"] == 12
+    assert run_files(run) == [
+        "config.json",
+        "hparams.yaml",
+        "last.ckpt",
+        "metrics.csv",
+        "model.safetensors",
+    ]
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["train"]["global_step"] == 12
+    assert meta["data"]["fingerprint"].startswith("synthetic:")
+    assert meta["train"]["config"]["name"] == "test"
+    for key in ("r1", "r10", "loc_median_km", "baseline_median_km"):
+        assert meta["metrics"][key] == pytest.approx(summary["metrics"][key])
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {
+        "train/loss",
+        "train/lr",
+        "val/r10",
+        "val/loc_median_km",
+        "val/baseline_median_km",
+    } <= set(header)
+    assert load_resume_state(run / RESUME_FILE)["global_step"] == 12
+
+    # the exported model reproduces the in-memory model exactly
+    trained = summary["module"].model.eval()
+    loaded = load_model(run)
+    data = SyntheticTriples("val", cfg["model_config"], 8, seed=5)
+    batch = collate([data[i] for i in range(8)])
+    with torch.no_grad():
+        a, b = trained(batch), loaded(batch)
+        for key in ("z", "s", "loss", "incl", "secl_sv", "secl_rs"):
+            assert torch.equal(a[key], b[key]), key
+        ll = batch["latlon"]
+        assert torch.equal(trained.encode_location(ll), loaded.encode_location(ll))
+
+
+@pytest.mark.parametrize("mode", ["center-pool", "bilinear"])
+def test_inr_ablation_modes_train(tmp_path, mode):
+    cfg = tiny_cfg(f"model.inr.mode={mode}", "data.val_samples=32", max_steps=3)
+    train(cfg, out=tmp_path / mode)
+    assert load_model(tmp_path / mode).config["inr"]["mode"] == mode
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
+    cfg = tiny_cfg(max_steps=2)
+    train(cfg, out=tmp_path / "run")
+    with pytest.raises(ValueError, match="--resume"):
+        train(cfg, out=tmp_path / "run")
+
+
+class Crash(Callback):
+    """Simulates a crash when the step after optimizer step `at` starts (after every save and
+    validation that step triggered)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.at:
+            raise RuntimeError("simulated crash")
+
+
+RESUME_OVERRIDES = ("data.val_samples=32",)  # 16 batches per epoch, a checkpoint every 4 steps
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return train(tiny_cfg(*RESUME_OVERRIDES), out=tmp_path_factory.mktemp("whole") / "run")
+
+
+@pytest.mark.parametrize("crash_at", [8, 16])  # mid-epoch; the last batch of epoch 0
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, crash_at, uninterrupted):
+    cfg, whole = tiny_cfg(*RESUME_OVERRIDES), uninterrupted  # 2 epochs = 32 steps
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, out=tmp_path / "crashed", callbacks=[Crash(crash_at)])
+    assert load_resume_state(tmp_path / "crashed" / RESUME_FILE)["global_step"] == crash_at
+    resumed = train(cfg, out=tmp_path / "crashed", resume=True)
+    assert resumed["resumed_from_step"] == crash_at
+    assert resumed["steps_run"] == whole["global_step"] - crash_at
+    assert resumed["global_step"] == whole["global_step"] == 32
+    a = whole["module"].model.state_dict()
+    b = resumed["module"].model.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not list((tmp_path / "crashed").glob(".*"))

@@ -1,0 +1,69 @@
+"""`gair train`: registered through the "gair.commands" entry point (pyproject.toml).
+
+gair train --config train/configs/demo.yaml [--resume] [--out RUN_DIR] [--max-steps N]
+           [--set key=value ...] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+EPILOG = """examples:
+  gair train --config train/configs/demo.yaml                 # -> checkpoints/demo/
+  gair train --config train/configs/demo.yaml --resume        # continue after a kill
+  gair train --config demo --set model.inr.mode=center-pool --out checkpoints/demo-pool
+  gair train --config paper --set trainer.devices=8 --set trainer.num_nodes=4
+see docs/TRAINING.md"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train GAIR from a YAML config into a run dir",
+        description="Train GAIR (Lightning: DDP, bf16, resume) and write a run dir "
+        "(model.safetensors + config.json + metrics.csv + last.ckpt).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", required=True, help="training YAML, or a shipped name (demo, paper, real, test)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.ckpt")
+    parser.add_argument("--out", metavar="RUN_DIR", help="run dir (default: the config's run_dir)")
+    parser.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set optimizer.base_lr=1e-3 (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from train.config import load_config
+
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+    cfg = load_config(args.config, args.overrides, args.max_steps)
+    from train.runner import train  # heavy imports (lightning) only once the config is valid
+
+    summary = train(cfg, out=args.out, resume=args.resume)
+    summary.pop("module", None)
+    if summary.pop("rank", 0) != 0:  # under DDP every rank runs this; rank 0 reports
+        return 0
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        m = summary["metrics"]
+        print(
+            f"trained {summary['steps_run']} steps (global step {summary['global_step']}) "
+            f"into {summary['run_dir']}: R@10 {m.get('r10', float('nan')):.3f}, location median "
+            f"{m.get('loc_median_km', float('nan')):.0f} km "
+            f"(always-median baseline {m.get('baseline_median_km', float('nan')):.0f} km)"
+        )
+    return 0

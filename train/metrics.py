@@ -1,0 +1,130 @@
+"""Validation metrics: cross-view retrieval recall and geolocation error.
+
+- Retrieval: query i's positive is key i (SV view i <-> the RS-INR embedding at its location);
+  cosine on L2-normalised embeddings; R@k = share of queries whose positive ranks in the top k.
+  Chance R@k = k / number of candidates.
+- Geolocation: each SV embedding picks the best-scoring coordinate of a gallery by cosine with
+  the location embeddings; error = great-circle km to its true location. The gallery is the
+  validation locations themselves (which place, among the held-out ones, is this view from?);
+  optionally a second number with training locations added to the gallery (harder: the
+  held-out regions compete with the whole training world).
+- Baseline: always answer the training set's geographic median point (the point on the sphere
+  minimising the sum of great-circle distances to the training locations).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gair.geo import haversine_km
+
+
+@torch.no_grad()
+def retrieval_recall(
+    query: torch.Tensor, keys: torch.Tensor, ks=(1, 10), chunk: int = 4096
+) -> dict[int, float]:
+    """R@k of query[i] -> keys (positive keys[i]); ties are counted against the positive."""
+    q, k = F.normalize(query.float(), dim=-1), F.normalize(keys.float(), dim=-1)
+    ranks = []
+    for start in range(0, q.shape[0], chunk):
+        sims = q[start : start + chunk] @ k.T  # [c, N]
+        pos = sims[torch.arange(sims.shape[0]), torch.arange(start, start + sims.shape[0])]
+        ranks.append((sims >= pos[:, None]).sum(1) - 1)  # keys scoring at least the positive
+    rank = torch.cat(ranks)
+    return {kk: float((rank < kk).float().mean()) for kk in ks}
+
+
+@torch.no_grad()
+def best_locations(
+    query: torch.Tensor, gallery_emb: torch.Tensor, gallery_latlon: torch.Tensor, chunk: int = 4096
+) -> torch.Tensor:
+    """For each query embedding, the gallery coordinate with the highest cosine: [Q, 2]."""
+    q, g = F.normalize(query.float(), dim=-1), F.normalize(gallery_emb.float(), dim=-1)
+    best = torch.cat([(q[s : s + chunk] @ g.T).argmax(1) for s in range(0, q.shape[0], chunk)])
+    return gallery_latlon[best.to(gallery_latlon.device)]
+
+
+def geographic_median(latlon: np.ndarray, iters: int = 100) -> np.ndarray:
+    """(lat, lon) of the spherical geometric median of points [N, 2] (Weiszfeld iterations on
+    the unit sphere, weights 1/great-circle distance)."""
+    latlon = np.asarray(latlon, dtype=np.float64)
+    la, lo = np.deg2rad(latlon[:, 0]), np.deg2rad(latlon[:, 1])
+    p = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], -1)
+    x = p.mean(0)
+    if np.linalg.norm(x) < 1e-9:  # points balanced around the globe: any start works
+        x = p[0]
+    x = x / np.linalg.norm(x)
+    for _ in range(iters):
+        d = np.arccos(np.clip(p @ x, -1.0, 1.0))
+        w = 1.0 / np.maximum(d, 1e-9)
+        new = (w[:, None] * p).sum(0)
+        new = new / np.linalg.norm(new)
+        if np.linalg.norm(new - x) < 1e-12:
+            break
+        x = new
+    return np.array(
+        [np.rad2deg(np.arcsin(np.clip(x[2], -1, 1))), np.rad2deg(np.arctan2(x[1], x[0]))]
+    )
+
+
+def median_km(pred_latlon, true_latlon) -> float:
+    """Median great-circle error in km between predicted and true (lat, lon) arrays."""
+    pred = torch.as_tensor(pred_latlon, dtype=torch.float64)
+    true = torch.as_tensor(true_latlon, dtype=torch.float64)
+    return float(haversine_km(pred.expand_as(true), true).median())
+
+
+@torch.no_grad()
+def validation_metrics(
+    z: torch.Tensor,
+    s: torch.Tensor,
+    latlon: torch.Tensor,
+    location_emb: torch.Tensor,
+    baseline_latlon: np.ndarray | None,
+    extra_emb: torch.Tensor | None = None,
+    extra_latlon: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """All validation numbers from the RS-INR (z), projected SV (s) embeddings [N, E], their
+    true locations [N, 2] and those locations' embeddings [N, E] (the gallery); optionally more
+    gallery entries (training locations) `extra_emb` [M, E] at `extra_latlon` [M, 2]."""
+    n = z.shape[0]
+    sv2rs = retrieval_recall(s, z)
+    rs2sv = retrieval_recall(z, s)
+    truth = latlon.cpu()
+    out = {
+        "val/n": float(n),
+        "val/r1": sv2rs[1],
+        "val/r10": sv2rs[10],
+        "val/r1_rs2sv": rs2sv[1],
+        "val/r10_rs2sv": rs2sv[10],
+        "val/chance_r10": min(1.0, 10.0 / n),
+        "val/loc_median_km": median_km(best_locations(s, location_emb, latlon).cpu(), truth),
+        "val/gallery": float(n),
+    }
+    base = None
+    if baseline_latlon is not None:
+        base = median_km(torch.as_tensor(baseline_latlon)[None], truth)
+        out["val/baseline_median_km"] = base
+        out["val/loc_gain"] = base / max(out["val/loc_median_km"], 1e-6)
+    if extra_emb is not None and len(extra_emb):
+        gallery = torch.cat([latlon, extra_latlon.to(latlon)])
+        pred = best_locations(s, torch.cat([location_emb, extra_emb]), gallery)
+        out["val/loc_median_km_with_train"] = median_km(pred.cpu(), truth)
+        out["val/gallery_with_train"] = float(gallery.shape[0])
+        if base is not None:
+            out["val/loc_gain_with_train"] = base / max(out["val/loc_median_km_with_train"], 1e-6)
+    return out
+
+
+def quality_bar(metrics: dict[str, float]) -> dict:
+    """The demo checkpoint's bar: R@10 >= 10x chance and median error >= 3x better than the
+    geographic-median baseline (on the held-out val regions)."""
+    r10x = metrics["val/r10"] / max(metrics["val/chance_r10"], 1e-12)
+    gain = metrics.get("val/loc_gain", float("nan"))
+    return {
+        "r10_over_chance": r10x,
+        "loc_gain_over_median_baseline": gain,
+        "met": bool(r10x >= 10.0 and gain >= 3.0),
+    }
