@@ -4,9 +4,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 WORLD ?= data/world
+INDEX ?= data/index
+CHECKPOINT ?= checkpoints/demo
+PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint format demo bench train-demo world clean
+.PHONY: help setup test lint format demo serve index vendor browser bench train-demo eval-demo world clean
 
 help:
 	@echo "make demo        set up, build the demo world and index, serve the app on :8501"
@@ -14,6 +17,8 @@ help:
 	@echo "make bench       run the benchmarks; JSON results under benchmarks/results/"
 	@echo "make train-demo  train the demo checkpoint into checkpoints/demo/"
 	@echo "make world       build the embedded demo world into $(WORLD)"
+	@echo "make index       build the demo index from $(CHECKPOINT) into $(INDEX)"
+	@echo "make serve       serve the app on :$(PORT) (needs a built index)"
 
 # The virtualenv is (re)built whenever a requirements file or pyproject changes.
 $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt pyproject.toml
@@ -34,20 +39,67 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Tests reuse the demo world (built once, idempotent) and run the browser test too.
+test: lint world vendor browser
+	GAIR_TEST_WORLD=$(WORLD) $(PY) -m pytest $(PYTEST_ARGS)
 
 world: $(STAMP)
 	$(VENV)/bin/gair world build --out $(WORLD)
 
-demo: world
-	@echo "demo: world built at $(WORLD)"
+# Browser assets (Leaflet from the npm registry) that the app serves itself: works offline.
+vendor: app/static/vendor/leaflet/leaflet.js
+app/static/vendor/leaflet/leaflet.js:
+	bash scripts/vendor_assets.sh
+
+# Headless Chromium from Debian packages, for the end-to-end browser test.
+browser:
+	bash scripts/install_browser.sh
+
+# The demo index: every land H3 resolution-4 cell (~86k) plus a street-view gallery.
+$(INDEX)/manifest.json: $(CHECKPOINT)/model.safetensors $(CHECKPOINT)/config.json | world
+	$(VENV)/bin/gair index build --checkpoint $(CHECKPOINT) --world $(WORLD) --grid h3:4 --land-only --gallery-size 10000 --out $(INDEX)
+
+index: $(INDEX)/manifest.json
+
+serve: vendor
+	GAIR_INDEX=$(INDEX) $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) --server.headless true
+
+demo: world index vendor serve
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
 train-demo: world
-	$(VENV)/bin/gair train --config train/configs/demo.yaml
+	$(VENV)/bin/gair train --config train/configs/demo.yaml --out $(CHECKPOINT)
+
+eval-demo: world
+	$(VENV)/bin/gair eval --checkpoint $(CHECKPOINT) --world $(WORLD)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+
+# --- the map app (issue 7) -------------------------------------------------------------------
+# One BLAS/OpenMP thread per request: the app serves sessions in parallel on few cores.
+APP_ENV ?= OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+
+.PHONY: app-tiles serve-app e2e app-screenshots bench-app
+
+# The demo world's RS layer as Web Mercator tiles (app/static/tiles/, git-ignored). The app also
+# builds them in the background on its first start; this makes that start instant.
+app-tiles: world
+	$(PY) -m app.assets tiles --world $(WORLD)
+
+# Serve the app as `make demo` should: local Leaflet, basemap tiles ready, thread settings.
+serve-app: vendor app-tiles
+	GAIR_INDEX=$(INDEX) $(APP_ENV) $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) --server.headless true
+
+# The real-browser end-to-end test alone (headless Chromium, no network).
+e2e: world vendor browser
+	GAIR_TEST_WORLD=$(WORLD) $(PY) -m pytest -m e2e tests/e2e -q
+
+# Regenerate docs/img/app-*.png from the demo index (after `make index` with the trained checkpoint).
+app-screenshots: index vendor browser
+	GAIR_TEST_WORLD=$(WORLD) GAIR_E2E_INDEX=$(INDEX) GAIR_E2E_SCREENSHOTS=docs/img $(PY) -m pytest -m e2e tests/e2e -q
+
+bench-app: index
+	$(APP_ENV) $(PY) -m benchmarks.bench_app --index $(INDEX)
