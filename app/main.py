@@ -1,0 +1,447 @@
+"""GAIR Explorer, the map app.
+
+    streamlit run app/main.py [-- --index DIR --world DIR --checkpoint RUN_DIR]
+
+(or env GAIR_INDEX / GAIR_WORLD / GAIR_CHECKPOINT; `make serve`). Click the map: the INR
+embedding of that exact coordinate, its nearest street views, similar places, downstream
+predictions; search by street view; compare two points; export. Works with no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if (
+    str(ROOT) not in sys.path
+):  # `streamlit run app/main.py` puts app/ first on sys.path, not the repo
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+
+def _icon() -> Image.Image:
+    """A small globe favicon drawn locally (an emoji icon would be fetched from a CDN)."""
+    im = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.ellipse((4, 4, 60, 60), fill=(21, 101, 192), outline=(144, 202, 249), width=3)
+    d.ellipse((16, 14, 34, 30), fill=(67, 160, 71))
+    d.ellipse((30, 32, 50, 52), fill=(67, 160, 71))
+    return im
+
+
+st.set_page_config(
+    page_title="GAIR Explorer", page_icon=_icon(), layout="wide", initial_sidebar_state="expanded"
+)
+
+from streamlit_folium import st_folium  # noqa: E402
+
+from app import assets, logic, maps, state  # noqa: E402
+from app.panels import about, compare, embedding, places, predictions, search, streetviews  # noqa: E402
+from app.panels.common import fmt_latlon, legend, marker_key  # noqa: E402
+from app.resources import Settings, SetupError, configure_threads, open_resources  # noqa: E402
+
+log = logging.getLogger("gair.app")
+
+EXAMPLES = {
+    "Paris": (48.8566, 2.3522),
+    "Sahara": (23.5, 11.0),
+    "Amazon": (-3.4, -62.2),
+    "Himalaya": (28.0, 86.9),
+    "Tokyo": (35.68, 139.69),
+    "Greenland": (72.0, -40.0),
+}
+
+CSS = """
+<style>
+.block-container {padding: 1.2rem 2.2rem 1rem 2.2rem; max-width: none;}
+h1.gair-title {font-size: 1.7rem; margin: 0 0 .1rem 0; padding: 0;}
+.gair-sub {color: #9fb0c8; margin-bottom: .6rem; font-size: .95rem;}
+.gair-legend {font-size: .8rem; margin: .2rem 0 .4rem 0;}
+.gair-legend-title {color: #9fb0c8; margin-bottom: 2px;}
+.gair-legend-bar {height: 10px; border-radius: 3px; width: 100%;}
+.gair-legend-ticks {display: flex; justify-content: space-between; color: #9fb0c8;}
+.gair-chip {display: inline-block; margin: 0 10px 2px 0; white-space: nowrap;}
+.gair-chip i {display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; vertical-align: middle;}
+.gair-badge {background: #7c3aed; color: white; border-radius: 4px; padding: 1px 6px; font-size: .75rem; font-weight: 600;}
+.gair-point {font-size: 1.25rem; font-weight: 600;}
+.gair-kv {color: #9fb0c8; font-size: .85rem;}
+.gair-kv b {color: #e6edf7; font-weight: 500;}
+div[data-testid="stMetricValue"] {font-size: 1.35rem;}
+</style>
+"""
+
+
+@st.cache_resource(show_spinner="Opening the world, the index and the model ...")
+def get_resources(index: str, world: str | None, checkpoint: str | None):
+    """Shared by all sessions (world rasters are memory-mapped; GridIndex is thread-safe)."""
+    configure_threads()
+    res = open_resources(Settings(index, world, checkpoint))
+    assets.ensure_tiles(res.world)
+    # the overlay lookup (~1 s for 86k cells) is built in the background: the first page does
+    # not need it, and a first click just waits for it (Resources.raster is lock-protected)
+    threading.Thread(target=lambda: res.raster, name="gair-raster", daemon=True).start()
+    return res
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _fly(lat: float, lon: float) -> None:
+    state.select_point(lat, lon, fly=True, zoom=5)
+
+
+def _goto() -> None:
+    text = st.session_state.get("goto", "")
+    try:
+        lat, lon = logic.parse_coordinates(text)
+    except ValueError as err:
+        st.session_state["coord_message"] = str(err)
+        return
+    st.session_state["coord_message"] = None
+    state.select_point(lat, lon, fly=True, zoom=5)
+
+
+def _set_b() -> None:
+    p = st.session_state.get("point")
+    if p is not None:
+        st.session_state["compare_b"] = tuple(p)
+
+
+def _set_b_value(lat: float, lon: float) -> None:
+    st.session_state["compare_b"] = (lat, lon)
+
+
+def _heat_choice() -> None:
+    st.session_state["heat_source"] = st.session_state.get("heat_choice", "point")
+
+
+def _clear() -> None:
+    st.session_state["point"] = None
+    st.session_state["search"] = None
+    st.session_state["compare_b"] = None
+    st.session_state["heat_source"] = "point"
+
+
+# --------------------------------------------------------------------------- page parts
+
+
+def setup_page(err: SetupError) -> None:
+    st.markdown('<h1 class="gair-title">GAIR Explorer</h1>', unsafe_allow_html=True)
+    st.error(err.message)
+    if err.command:
+        st.markdown("Build it with:")
+        st.code(err.command, language="bash")
+    st.caption(
+        "Paths come from `--index/--world/--checkpoint` after `streamlit run app/main.py --`, or env GAIR_INDEX, GAIR_WORLD, GAIR_CHECKPOINT."
+    )
+
+
+@st.fragment
+def map_panel(res, result, point, overlay, opacity: float, online: bool, tiles_zoom: int) -> None:
+    """The map, isolated: a click reruns only this fragment, which records the new point and
+    then reruns the page once so the panels follow. The base map's script is identical on
+    every run, so the browser keeps its Leaflet map; only the feature groups change."""
+    m = maps.base_map(res.world, online=online, tiles_zoom=tiles_zoom)
+    layers = maps.query_layers(
+        result,
+        point=point,
+        overlay=overlay,
+        opacity=opacity,
+        compare_point=st.session_state.get("compare_b"),
+    )
+    out = st_folium(
+        m,
+        key="map",
+        height=600,
+        use_container_width=True,
+        center=st.session_state["map_center"],
+        zoom=st.session_state["map_zoom"],
+        feature_group_to_add=layers,
+        layer_control=maps.layer_control(),
+        returned_objects=["last_clicked"],
+    )
+    click = (out or {}).get("last_clicked")
+    if click and click != st.session_state.get("last_click"):
+        st.session_state["last_click"] = click
+        try:
+            lat, lon = logic.check_point(click.get("lat"), click.get("lng"), wrap=True)
+        except (ValueError, AttributeError) as err:
+            st.session_state["coord_message"] = f"Ignored a click: {err}"
+            return
+        state.select_point(lat, lon)
+        st.rerun()
+
+
+def point_summary(res, result) -> None:
+    q = result["query"]
+    truth = result["truth"]
+    st.markdown(
+        f'<div class="gair-point">{fmt_latlon(q["lat"], q["lon"])}</div>', unsafe_allow_html=True
+    )
+    st.markdown(
+        f'<div class="gair-kv">{truth["country"]} · {truth["continent"]} · climate <b>{truth["koppen"]}</b> · '
+        f"<b>{truth['landcover']}</b> · elevation <b>{truth['elevation_m']:,.0f} m</b></div>",
+        unsafe_allow_html=True,
+    )
+    c1, c2 = st.columns(2)
+    c1.metric(
+        "cos(INR, location)",
+        f"{result['location_similarity']:.3f}",
+        help="the point's INR embedding vs its location-encoder embedding",
+    )
+    if len(result["places"]):
+        top = result["places"].iloc[0]
+        c2.metric(
+            "Most similar place",
+            f"{top['similarity']:.3f}",
+            help=f"{fmt_latlon(top['lat'], top['lon'])}, {top.get('distance_km', float('nan')):,.0f} km away",
+        )
+    c3, c4 = st.columns(2)
+    if len(result["streetviews"]):
+        sv = result["streetviews"].iloc[0]
+        c3.metric(
+            "Nearest street view",
+            f"{sv['distance_km']:,.0f} km",
+            help=f"best gallery match by embedding ({sv['sv_id']}), similarity {sv['similarity']:.3f}",
+        )
+    preds = result.get("predictions")
+    if preds:
+        cls = [(n, p) for n, p in preds.items() if p["kind"] == "classification"]
+        if cls:
+            n, p = cls[0]
+            c4.metric(f"Predicted {n}", p["top"], help=f"probability {p['top_p']:.2f}")
+    else:
+        c4.metric("Predictions", "no heads", help=f"gair eval --checkpoint {res.run_dir}")
+    b1, b2, b3 = st.columns(3)
+    b1.download_button(
+        "CSV",
+        logic.to_csv(result),
+        file_name="gair_point.csv",
+        mime="text/csv",
+        width="stretch",
+        on_click="ignore",
+    )
+    b2.download_button(
+        "GeoJSON",
+        logic.to_geojson(result),
+        file_name="gair_point.geojson",
+        mime="application/geo+json",
+        width="stretch",
+        on_click="ignore",
+    )
+    b3.button(
+        "Set as B",
+        on_click=_set_b,
+        help="keep this point as B of the Compare tab, then select another point",
+        width="stretch",
+    )
+    st.caption(
+        f"Computed in {result['timings_ms']['total']:.0f} ms on the server (embedding, search, heatmap, views, heads)."
+    )
+
+
+def welcome() -> None:
+    st.markdown("#### Click anywhere on the map")
+    st.markdown(
+        "The app embeds **that exact coordinate** with GAIR's implicit (INR) point query, then shows "
+        "its embedding, the nearest **street views**, **similar places** (heatmap + markers) and the "
+        "**predictions** of the run's heads beside the world's ground truth."
+    )
+    st.markdown("Or try:")
+    cols = st.columns(3)
+    for i, (name, (lat, lon)) in enumerate(EXAMPLES.items()):
+        cols[i % 3].button(
+            name, key=f"example_{name}", on_click=_fly, args=(lat, lon), width="stretch"
+        )
+
+
+def sidebar(res, tiles_zoom: int):
+    """The sidebar's widgets (rendered first, so they always exist); returns the message slot."""
+    with st.sidebar:
+        st.markdown("### Go to")
+        st.text_input(
+            "Coordinates (lat, lon)",
+            key="goto",
+            placeholder="e.g. 48.85, 2.35 or 33.9S 18.4E",
+            on_change=_goto,
+        )
+        c1, c2 = st.columns(2)
+        c1.button("Go", on_click=_goto, width="stretch", key="goto_btn")
+        c2.button("Clear", on_click=_clear, width="stretch", key="clear_btn")
+        message = st.empty()  # filled at the end of the run (messages may come later in it)
+        st.markdown("### Map")
+        st.selectbox(
+            "Overlay",
+            logic.map_layers(res),
+            key="layer",
+            help="similarity of the current query, or a prediction / ground-truth layer over all places",
+        )
+        if (
+            st.session_state.get("search") is not None
+            and st.session_state.get("layer") == logic.LAYER_SIMILARITY
+        ):
+            # the radio has its own key: `heat_source` is also set by searches and clicks
+            st.session_state["heat_choice"] = st.session_state.get("heat_source", "point")
+            st.radio(
+                "Heatmap shows",
+                ["point", "image"],
+                key="heat_choice",
+                on_change=_heat_choice,
+                format_func=lambda s: (
+                    "the selected point" if s == "point" else "the street-view search"
+                ),
+                horizontal=True,
+            )
+        st.slider("Overlay opacity", 0.1, 1.0, key="opacity", step=0.05)
+        st.toggle(
+            "Online basemaps (needs internet)",
+            key="online",
+            help="adds OpenStreetMap, Esri imagery and CartoDB to the layer switch (top right of the map)",
+        )
+        st.slider("Results per query (k)", 3, 20, key="k")
+        st.divider()
+        m = res.manifest
+        st.caption(
+            f"Index `{res.settings.index}`: {len(res.cells):,} places ({m['grid']['spec']}{', land' if m['grid'].get('land_only') else ''}), "
+            f"{len(res.gallery):,} street views. Checkpoint `{res.run_dir.name}` ({str(m['checkpoint_hash'])[:10]}). "
+            f"Basemap tiles to zoom {tiles_zoom}."
+        )
+    return message
+
+
+def main() -> None:
+    st.markdown(CSS, unsafe_allow_html=True)
+    state.init()
+    for key, value in (
+        ("k", logic.K_DEFAULT),
+        ("opacity", 0.7),
+        ("online", False),
+        ("layer", logic.LAYER_SIMILARITY),
+    ):
+        st.session_state.setdefault(key, value)
+    settings = Settings.from_env(sys.argv[1:])
+    try:
+        res = get_resources(settings.index, settings.world, settings.checkpoint)
+    except SetupError as err:
+        setup_page(err)
+        return
+    except Exception as err:  # never a traceback in the page; the log has it
+        log.exception("opening the app's resources failed")
+        setup_page(
+            SetupError(
+                f"Could not open the index/world/checkpoint: {type(err).__name__}: {err}",
+                "make demo",
+            )
+        )
+        return
+
+    missing = assets.missing_vendor_files()
+    if missing:
+        st.error(
+            f"Leaflet is not installed in app/static/vendor ({', '.join(missing)}): the map cannot render. Run `scripts/vendor_assets.sh` (or `make vendor`)."
+        )
+    if not st.get_option("server.enableStaticServing"):
+        st.warning(
+            "Static file serving is off, so the map has no Leaflet and no basemap: start with `--server.enableStaticServing true` (app/.streamlit/config.toml sets it)."
+        )
+    tiles_zoom = assets.tiles_zoom_ready(res.world)
+    message_slot = sidebar(res, tiles_zoom)
+
+    k = logic.clamp_k(st.session_state.get("k"))
+    if st.session_state.get("layer") not in logic.map_layers(res):
+        st.session_state["layer"] = logic.LAYER_SIMILARITY
+    point = state.current_point()
+    result = None
+    if point is not None:
+        try:
+            result = state.click_result(res, point, k)
+        except ValueError as err:
+            st.session_state["coord_message"] = str(err)
+            st.session_state["point"] = None
+            point = None
+
+    st.markdown('<h1 class="gair-title">GAIR Explorer</h1>', unsafe_allow_html=True)
+    st.markdown(
+        '<div class="gair-sub">Geo-aligned implicit representations: click a point for its INR embedding, '
+        "nearest street views, similar places and predictions; search places by street view.</div>",
+        unsafe_allow_html=True,
+    )
+
+    # which query the map shows
+    searched = st.session_state.get("search")
+    shown = (
+        searched
+        if (searched is not None and st.session_state.get("heat_source") == "image")
+        else result
+    )
+    layer = st.session_state.get("layer", logic.LAYER_SIMILARITY)
+    overlay = (
+        shown.get("overlay")
+        if (shown is not None and layer == logic.LAYER_SIMILARITY)
+        else logic.layer_overlay(res, layer)
+    )
+
+    left, right = st.columns([13, 6], gap="medium")
+    with left:
+        map_panel(
+            res,
+            shown,
+            point,
+            overlay,
+            float(st.session_state.get("opacity", 0.7)),
+            bool(st.session_state.get("online")),
+            tiles_zoom,
+        )
+        lc1, lc2 = st.columns([3, 2], vertical_alignment="top")
+        with lc1:
+            if overlay is not None:
+                legend(overlay["legend"])
+        with lc2:
+            if shown is not None:
+                marker_key(search=shown is searched)
+    with right:
+        if result is None:
+            welcome()
+        else:
+            point_summary(res, result)
+
+    tabs = st.tabs(
+        [
+            "Embedding",
+            "Street views",
+            "Similar places",
+            "Predictions",
+            "Cross-view search",
+            "Compare",
+            "About",
+        ]
+    )
+    need = "Select a point on the map (or type coordinates in the sidebar) to fill this panel."
+    point_panels = (
+        lambda: embedding.render(res, result),
+        lambda: streetviews.render(res, result, _fly),
+        lambda: places.render(res, result, _fly),
+        lambda: predictions.render(res, result),
+    )
+    for tab, panel in zip(tabs[:4], point_panels):
+        with tab:
+            if result is None:
+                st.info(need)
+            else:
+                panel()
+    with tabs[4]:
+        search.render(res, k, _fly)
+    with tabs[5]:
+        compare.render(res, point, _set_b_value)
+    with tabs[6]:
+        about.render(res)
+    if st.session_state.get("coord_message"):
+        message_slot.error(st.session_state["coord_message"])
+
+
+main()

@@ -1,0 +1,288 @@
+"""The leafmap (folium backend) map and its per-query layers.
+
+The base map (basemaps + controls) is the same on every rerun, so streamlit-folium keeps the
+same Leaflet map in the browser; what changes per click (markers, the heatmap overlay) goes
+through `st_folium(feature_group_to_add=...)`, which swaps those layers in place: no reload,
+no flicker. All JS/CSS is local (`app.assets.localise_map`).
+"""
+
+from __future__ import annotations
+
+import folium
+import numpy as np
+from jinja2 import Template
+
+from app import assets
+
+RS_LAYER_NAME = "Demo world RS (Blue Marble + relief)"
+RS_ATTRIBUTION = "Demo world: NASA Blue Marble + shaded relief"
+ONLINE_BASEMAPS = {
+    # name: (url, attribution, max native zoom)
+    "OpenStreetMap (online)": (
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "&copy; OpenStreetMap contributors",
+        19,
+    ),
+    "Esri World Imagery (online)": (
+        "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
+        "Tiles &copy; Esri, Maxar, Earthstar Geographics",
+        18,
+    ),
+    "CartoDB Positron (online)": (
+        "https://{s}.basemaps.cartocdn.com/light_all/{z}/{x}/{y}.png",
+        "&copy; OpenStreetMap contributors &copy; CARTO",
+        19,
+    ),
+}
+DEFAULT_CENTER = (20.0, 0.0)
+DEFAULT_ZOOM = 2
+MAX_ZOOM = 11
+
+QUERY_COLOR = "#ff3b30"
+PLACE_COLOR = "#00e5ff"
+SV_COLOR = "#ffd60a"
+TRUTH_COLOR = "#34c759"
+SV_ICON_HTML = (
+    f'<div style="width:10px;height:10px;background:{SV_COLOR};border:1.5px solid #0b132b;'
+    'transform:rotate(45deg);box-sizing:border-box"></div>'
+)
+MAP_CSS = """<style>
+.leaflet-container {background: #0b1220; font-size: 12px;}
+.leaflet-control-attribution {font-size: 10px; background: rgba(11, 18, 32, .7) !important; color: #cbd5e1;}
+.leaflet-control-attribution a {color: #7dd3fc;}
+.leaflet-tooltip {font-size: 12px;}
+.leaflet-control-scale-line {font-size: 10px; background: rgba(255, 255, 255, .65);}
+</style>"""
+
+
+def _provider(name: str, url: str, attribution: str):
+    """A TileProvider object: folium then skips its slow lookup of the URL among all named
+    xyzservices providers (~20 ms a call)."""
+    import xyzservices
+
+    return xyzservices.TileProvider(
+        name=name, url=url, attribution=attribution, html_attribution=attribution
+    )
+
+
+def base_map(world, online: bool = False, tiles_zoom: int = assets.TILE_MAX_ZOOM):
+    """The leafmap Map: the demo world's RS tiles as the default basemap (online basemaps only
+    when asked), scale bar, no CDN assets."""
+    import leafmap.foliumap as leafmap
+
+    m = leafmap.Map(
+        center=list(DEFAULT_CENTER),
+        zoom=DEFAULT_ZOOM,
+        tiles=None,
+        min_zoom=1,
+        max_zoom=MAX_ZOOM,
+        world_copy_jump=True,
+        draw_control=False,
+        measure_control=False,
+        fullscreen_control=False,
+        search_control=False,
+        locate_control=False,
+        minimap_control=False,
+        latlon_control=False,
+        scale_control=True,
+        layers_control=False,
+        attribution_control=True,
+        height=600,
+    )
+    rs = folium.TileLayer(
+        tiles=_provider(RS_LAYER_NAME, assets.tiles_url(world), RS_ATTRIBUTION),
+        attr=RS_ATTRIBUTION,
+        name=RS_LAYER_NAME,
+        min_zoom=0,
+        max_zoom=MAX_ZOOM,
+        max_native_zoom=max(0, int(tiles_zoom)),
+        overlay=False,
+        control=True,
+        show=True,
+    )
+    rs.add_to(m)
+    if online:
+        for name, (url, attr, native) in ONLINE_BASEMAPS.items():
+            folium.TileLayer(
+                tiles=_provider(name, url, attr),
+                attr=attr,
+                name=name,
+                max_zoom=MAX_ZOOM,
+                max_native_zoom=native,
+                overlay=False,
+                control=True,
+                show=False,
+            ).add_to(m)
+    m.get_root().header.add_child(folium.Element(MAP_CSS))
+    IconPath(assets.static_url("vendor/leaflet/images/")).add_to(m)
+    assets.localise_map(m)
+    return m
+
+
+def _fmt(lat: float, lon: float) -> str:
+    return f"{abs(lat):.3f}°{'N' if lat >= 0 else 'S'}, {abs(lon):.3f}°{'E' if lon >= 0 else 'W'}"
+
+
+class IconPath(folium.MacroElement):
+    """Point Leaflet's default marker icon at the local images. Leaflet otherwise derives the
+    path from leaflet.css, which may not have loaded yet when the first marker is drawn."""
+
+    _template = Template(
+        """
+{% macro script(this, kwargs) %}
+L.Icon.Default.imagePath = {{ this.path|tojson }};
+{% endmacro %}
+"""
+    )
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._name = "IconPath"
+        self.path = path
+
+
+class PointLayer(folium.MacroElement):
+    """Many markers as ONE element: a JSON list of points drawn by a small loop of core Leaflet
+    calls (circle markers, div-icon diamonds, pins) with tooltips. Folium would compile a Jinja
+    template per marker on every rerun (~5 ms each); this compiles once per process."""
+
+    _template = Template(
+        """
+{% macro script(this, kwargs) %}
+(function () {
+    var pts = {{ this.points|tojson }};
+    for (var i = 0; i < pts.length; i++) {
+        var p = pts[i], m;
+        if (p.kind === "diamond") {
+            m = L.marker([p.lat, p.lon], {icon: L.divIcon({html: p.html, className: "gair-div-icon", iconSize: [12, 12], iconAnchor: [6, 6]})});
+        } else if (p.kind === "pin") {
+            m = L.marker([p.lat, p.lon]);
+        } else {
+            m = L.circleMarker([p.lat, p.lon], p.style);
+        }
+        if (p.tip) { m.bindTooltip(p.tip); }
+        m.addTo({{ this._parent.get_name() }});
+    }
+})();
+{% endmacro %}
+"""
+    )
+
+    def __init__(self, points: list[dict]):
+        super().__init__()
+        self._name = "PointLayer"
+        self.points = points
+
+
+def _circle(lat, lon, tip, fill, radius=5, color="#0b132b", weight=1.5) -> dict:
+    style = {
+        "radius": radius,
+        "color": color,
+        "weight": weight,
+        "fill": True,
+        "fillColor": fill,
+        "fillOpacity": 0.95,
+    }
+    return {"kind": "circle", "lat": float(lat), "lon": float(lon), "tip": tip, "style": style}
+
+
+def query_layers(
+    result: dict | None,
+    point: tuple[float, float] | None = None,
+    overlay: dict | None = None,
+    opacity: float = 0.75,
+    compare_point: tuple[float, float] | None = None,
+) -> list[folium.FeatureGroup]:
+    """The dynamic layers: heatmap overlay (ONE image), top places, street views, the query."""
+    groups = []
+    heat = folium.FeatureGroup(name="Heatmap overlay", overlay=True, control=True, show=True)
+    if overlay is not None:
+        image = folium.raster_layers.ImageOverlay(
+            image="data:,",  # placeholder: the real URL (a static file) is set below
+            bounds=overlay["bounds"],
+            opacity=float(opacity),
+            interactive=False,
+            cross_origin=False,
+            zindex=5,
+            name="heatmap",
+        )
+        image.url = assets.overlay_url(overlay["png"])
+        image.add_to(heat)
+    groups.append(heat)
+
+    place_pts, sv_pts, query_pts = [], [], []
+    if result is not None:
+        for r in result["places"].itertuples(index=False):
+            dist = getattr(r, "distance_km", float("nan"))
+            dist = f", {dist:,.0f} km away" if np.isfinite(dist) else ""
+            place_pts.append(
+                _circle(
+                    r.lat,
+                    r.lon,
+                    f"place #{int(r.rank)}: similarity {r.similarity:.3f}{dist}",
+                    PLACE_COLOR,
+                    radius=7 if r.rank == 1 else 5,
+                )
+            )
+        for r in result["streetviews"].itertuples(index=False):
+            sv_pts.append(
+                {
+                    "kind": "diamond",
+                    "lat": float(r.lat),
+                    "lon": float(r.lon),
+                    "html": SV_ICON_HTML,
+                    "tip": f"street view #{int(r.rank)} ({r.sv_id}, rendered): similarity {r.similarity:.3f}",
+                }
+            )
+        truth = result.get("query", {}).get("truth")
+        if truth:
+            query_pts.append(
+                _circle(
+                    truth[0],
+                    truth[1],
+                    f"where the street view was taken: {_fmt(*truth)}",
+                    TRUTH_COLOR,
+                    radius=9,
+                    color="#ffffff",
+                    weight=2.5,
+                )
+            )
+    if point is not None:
+        query_pts.append(
+            {
+                "kind": "pin",
+                "lat": float(point[0]),
+                "lon": float(point[1]),
+                "tip": f"selected point: {_fmt(*point)}",
+            }
+        )
+    if compare_point is not None:
+        query_pts.append(
+            _circle(
+                compare_point[0],
+                compare_point[1],
+                f"compare B: {_fmt(*compare_point)}",
+                QUERY_COLOR,
+                radius=8,
+                color="#ffffff",
+                weight=2,
+            )
+        )
+    for name, pts in (
+        ("Similar places (top-k)", place_pts),
+        ("Nearest street views", sv_pts),
+        ("Query", query_pts),
+    ):
+        g = folium.FeatureGroup(name=name, overlay=True, control=True, show=True)
+        if pts:
+            PointLayer(pts).add_to(g)
+        groups.append(g)
+    for g in groups:
+        report = assets.localise_map(g)
+        if report["dropped"]:  # a plugin layer would fail in the browser without its JS
+            raise ValueError(f"query layers may use core Leaflet only, not {report['dropped']}")
+    return groups
+
+
+def layer_control() -> folium.LayerControl:
+    return folium.LayerControl(position="topright", collapsed=True)

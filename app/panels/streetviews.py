@@ -1,0 +1,48 @@
+"""Nearest street views: the gallery views whose SV embeddings are closest to the point's
+embedding, as thumbnails (rendered views of the demo world, labelled as such)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import logic
+from app.panels.common import fmt_latlon, rendered_badge, upscale
+
+COLUMNS = 6
+
+
+def render(res, result: dict, on_fly, key_prefix: str = "sv") -> None:
+    svs = result["streetviews"]
+    thumbs = result.get("thumbnails") or []
+    if svs.empty:
+        st.info("The gallery is empty.")
+        return
+    rendered = logic.is_rendered(res)
+    if rendered:
+        st.markdown(
+            f"{rendered_badge()} The demo gallery's images are **rendered** from the demo world's "
+            "layers (sky, horizon from elevation, ground from land cover and climate), not photographs.",
+            unsafe_allow_html=True,
+        )
+    cols = st.columns(COLUMNS)
+    for i, (img, (_, row)) in enumerate(zip(thumbs, svs.iterrows())):
+        with cols[i % COLUMNS]:
+            label = "rendered view" if rendered else "street view"
+            dist = (
+                f" · {row['distance_km']:,.0f} km away"
+                if "distance_km" in row and row["distance_km"] == row["distance_km"]
+                else ""
+            )
+            st.image(
+                upscale(img),
+                caption=f"#{int(row['rank'])} {label} · sim {row['similarity']:.3f}{dist}",
+                width="stretch",
+            )
+            st.button(
+                "Fly here",
+                key=f"{key_prefix}_fly_{i}",
+                on_click=on_fly,
+                args=(float(row["lat"]), float(row["lon"])),
+                help=f"select {fmt_latlon(row['lat'], row['lon'])} (heading {row.get('heading_deg', 0):.0f}°, {row['sv_id']})",
+                width="stretch",
+            )

@@ -1,0 +1,251 @@
+"""Where the app's inputs come from, and opening them once.
+
+Configuration (first found wins):
+- index dir:  `--index` after `streamlit run app/main.py --`, env `GAIR_INDEX`, `data/index`
+- world dir:  `--world`, env `GAIR_WORLD`, the index manifest's `world.path`
+- checkpoint: `--checkpoint`, env `GAIR_CHECKPOINT`, the index manifest's `checkpoint`
+
+`open_resources(settings)` returns a `Resources` (world, index, heads, eval, rasteriser) or
+raises `SetupError` whose message names the command that builds what is missing; the app shows
+it instead of a traceback. Nothing here imports Streamlit: tests and the benchmark use it as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("gair.app")
+
+DEFAULT_INDEX = "data/index"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SetupError(RuntimeError):
+    """Something the app needs is missing or inconsistent; `command` builds/fixes it."""
+
+    def __init__(self, message: str, command: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.command = command
+
+
+@dataclass(frozen=True)
+class Settings:
+    index: str
+    world: str | None = None
+    checkpoint: str | None = None
+
+    @classmethod
+    def from_env(cls, argv: list[str] | None = None, environ: dict | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        parser = argparse.ArgumentParser(
+            prog="streamlit run app/main.py --", add_help=False, allow_abbrev=False
+        )
+        parser.add_argument("--index")
+        parser.add_argument("--world")
+        parser.add_argument("--checkpoint")
+        args, _ = parser.parse_known_args(argv or [])
+        return cls(
+            index=args.index or env.get("GAIR_INDEX") or DEFAULT_INDEX,
+            world=args.world or env.get("GAIR_WORLD") or None,
+            checkpoint=args.checkpoint or env.get("GAIR_CHECKPOINT") or None,
+        )
+
+
+@dataclass
+class Resources:
+    """Everything a session reads; shared by all sessions (read-only, thread-safe)."""
+
+    settings: Settings
+    world: object
+    index: object  # index.search.GridIndex
+    heads: object | None  # gair.heads.Heads
+    manifest: dict
+    run_dir: Path
+    run_config: dict
+    eval_result: dict | None
+    open_seconds: float
+    cell_latlon: np.ndarray = field(repr=False, default=None)
+    _raster: object = field(repr=False, default=None)
+    _raster_lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
+    _layers: dict = field(repr=False, default_factory=dict)
+    _layers_lock: threading.RLock = field(repr=False, default_factory=threading.RLock)
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        return self.index.cells
+
+    @property
+    def gallery(self) -> pd.DataFrame:
+        return self.index.streetviews
+
+    @property
+    def raster(self):
+        """The per-cell image rasteriser (built on first use, ~1 s for 86k cells)."""
+        if self._raster is None:
+            with self._raster_lock:
+                if self._raster is None:
+                    from app.raster import CellRaster
+
+                    self._raster = CellRaster(self.cell_latlon[:, 0], self.cell_latlon[:, 1])
+        return self._raster
+
+    def cached_layer(self, name: str, build):
+        """A static map layer (predictions / labels over all cells), built once per process."""
+        if name not in self._layers:
+            with self._layers_lock:
+                if name not in self._layers:
+                    self._layers[name] = build()
+        return self._layers[name]
+
+
+def _resolve(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (Path.cwd() / p)
+
+
+def open_resources(settings: Settings) -> Resources:
+    """Open world, index (with its checkpoint) and heads. SetupError with the fix when not."""
+    from gair.heads import Heads
+    from gair.world import World
+    from index.search import GridIndex, IndexMismatchError, read_manifest
+
+    started = time.perf_counter()
+    index_dir = _resolve(settings.index)
+    try:
+        manifest = read_manifest(index_dir)
+    except FileNotFoundError as err:
+        raise SetupError(
+            f"No index at `{settings.index}` ({err}).",
+            "make demo   # or: gair index build --checkpoint RUN_DIR --world data/world "
+            f"--grid h3:4 --land-only --out {settings.index}",
+        ) from err
+    except (ValueError, json.JSONDecodeError) as err:
+        raise SetupError(
+            f"The index at `{settings.index}` cannot be read: {err}",
+            f"gair index build ... --out {settings.index}",
+        ) from err
+
+    world_path = _resolve(settings.world or manifest.get("world", {}).get("path"))
+    if world_path is None:
+        raise SetupError(
+            "The index manifest names no world; set GAIR_WORLD.", "export GAIR_WORLD=data/world"
+        )
+    try:
+        world = World.open(world_path)
+    except FileNotFoundError as err:
+        raise SetupError(
+            f"No demo world at `{world_path}`.",
+            f"gair world build --out {world_path}   # or: make world",
+        ) from err
+    except ValueError as err:
+        raise SetupError(
+            f"The world at `{world_path}` cannot be read: {err}",
+            f"gair world build --out {world_path}",
+        ) from err
+    expected = manifest.get("world", {}).get("fingerprint")
+    if expected and expected != world.fingerprint:
+        log.warning(
+            "world %s has fingerprint %s, the index was built on %s",
+            world_path,
+            world.fingerprint,
+            expected,
+        )
+
+    run_dir = _resolve(settings.checkpoint or manifest.get("checkpoint"))
+    if run_dir is None or not (run_dir / "config.json").is_file():
+        raise SetupError(
+            f"No checkpoint at `{run_dir}` (config.json missing).",
+            "make train-demo   # or set GAIR_CHECKPOINT to the run dir the index was built with",
+        )
+    try:
+        from gair.embed import Embedder
+
+        embedder = Embedder(run_dir, world, device="cpu")
+        index = GridIndex(index_dir, embedder)
+    except IndexMismatchError as err:
+        raise SetupError(
+            str(err), f"gair index build --checkpoint {run_dir} --out {settings.index}"
+        ) from err
+    except FileNotFoundError as err:
+        raise SetupError(
+            f"The index at `{settings.index}` is incomplete: {err}",
+            f"gair index build ... --out {settings.index}",
+        ) from err
+    except ValueError as err:
+        raise SetupError(
+            f"The checkpoint `{run_dir}` cannot be loaded: {err}", "make train-demo"
+        ) from err
+
+    try:
+        heads = Heads.load(run_dir)
+    except (ValueError, OSError) as err:
+        log.warning("prediction heads of %s not usable: %s", run_dir, err)
+        heads = None
+    from gair.checkpoint import read_run_config
+
+    try:
+        from gair.evaluation.run import read_eval
+
+        eval_result = read_eval(run_dir)
+    except (ValueError, OSError, json.JSONDecodeError) as err:
+        log.warning("eval.json of %s not readable: %s", run_dir, err)
+        eval_result = None
+    cells = index.cells
+    latlon = cells[["lat", "lon"]].to_numpy(np.float64)
+    return Resources(
+        settings=settings,
+        world=world,
+        index=index,
+        heads=heads,
+        manifest=manifest,
+        run_dir=run_dir,
+        run_config=read_run_config(run_dir),
+        eval_result=eval_result,
+        open_seconds=time.perf_counter() - started,
+        cell_latlon=latlon,
+    )
+
+
+def data_attributions(world=None) -> str | None:
+    """DATA.md (or DATA-SOURCES.md) of the repo, when present."""
+    for name in ("DATA.md", "DATA-SOURCES.md", "docs/DATA.md", "docs/DATA-SOURCES.md"):
+        p = REPO_ROOT / name
+        if p.is_file():
+            return p.read_text(encoding="utf-8", errors="replace")
+    return None
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Intra-op threads for torch and FAISS in the app process (env GAIR_APP_THREADS, default 1).
+    The app serialises model calls and serves several sessions on few cores; one thread per
+    call avoids OpenMP oversubscription, which costs far more than it gains on 2 cores."""
+    n = int(n or os.environ.get("GAIR_APP_THREADS") or 1)
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except (ImportError, AttributeError):
+        pass
+    try:  # numpy's BLAS, when threadpoolctl is installed (else set OPENBLAS_NUM_THREADS at launch)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+    return n
