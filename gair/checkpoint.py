@@ -112,7 +112,9 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu", ve
     return model.to(map_location).eval()
 
 
-def load_state_strict(model: torch.nn.Module, state: dict, source: str, assign: bool = False) -> None:
+def load_state_strict(
+    model: torch.nn.Module, state: dict, source: str, assign: bool = False
+) -> None:
     """Load a state dict, naming every missing, unexpected or mis-shaped tensor."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
