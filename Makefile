@@ -61,10 +61,9 @@ $(INDEX)/manifest.json: $(CHECKPOINT)/model.safetensors $(CHECKPOINT)/config.jso
 
 index: $(INDEX)/manifest.json
 
-serve: vendor
-	GAIR_INDEX=$(INDEX) $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) --server.headless true
+serve: serve-app
 
-demo: world index vendor serve
+demo: world index vendor app-tiles serve-app
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

@@ -104,7 +104,20 @@ def test_cli_reports_bad_config_with_exit_code_2(tmp_path, capsys):
     assert gair_main(["train", "--config", path]) == 2
     assert "unknown key 'optimizer.lrr'" in capsys.readouterr().err
     missing = tmp_path / "nowhere"
-    assert gair_main(["train", "--config", "demo", "--set", f"data.path={missing}"]) == 2
+    assert (
+        gair_main(
+            [
+                "train",
+                "--config",
+                "demo",
+                "--out",
+                str(tmp_path / "run"),
+                "--set",
+                f"data.path={missing}",
+            ]
+        )
+        == 2
+    )
     assert "gair world build" in capsys.readouterr().err
 
 

@@ -5,7 +5,7 @@ wait for the panels, run a cross-view search, and save screenshots.
 
 Screenshots go to $GAIR_E2E_SCREENSHOTS (e.g. docs/img, `make app-screenshots`), else to the
 test's temp dir. $GAIR_E2E_INDEX serves a given index (e.g. the demo index) instead of the tiny
-one built for the tests.
+one built for the tests ($GAIR_E2E_CHECKPOINT: a run dir with the same weights to open it with).
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def server(world_dir, tmp_path_factory):
         env["GAIR_INDEX"] = str(index_dir)
         env["GAIR_WORLD"] = str(world_dir)
     env.pop("GAIR_CHECKPOINT", None)
+    if os.environ.get("GAIR_E2E_CHECKPOINT"):  # e.g. the shipped demo run for the E2E index
+        env["GAIR_CHECKPOINT"] = os.environ["GAIR_E2E_CHECKPOINT"]
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("e2e") / "streamlit.log"
@@ -157,7 +159,7 @@ def _offline_page(browser, blocked: list[str], requested: list[str], errors: lis
 
 
 def _wait_map(page):
-    frame = page.frame_locator(MAP_IFRAME)
+    frame = page.frame_locator(MAP_IFRAME).first
     frame.locator(".leaflet-container").wait_for(state="visible")
     frame.locator("img.leaflet-tile-loaded").first.wait_for(state="visible")
     return frame
@@ -172,13 +174,13 @@ def _map_frame(page):
 
 def _click_latlon(page, lat: float, lon: float) -> None:
     """Click the Leaflet map where (lat, lon) is drawn (the same pixel Leaflet would report)."""
-    page.locator(MAP_IFRAME).evaluate("e => e.scrollIntoView({block: 'center'})")
+    page.locator(MAP_IFRAME).first.evaluate("e => e.scrollIntoView({block: 'center'})")
     page.wait_for_timeout(300)
     frame = _map_frame(page)
     x, y = frame.evaluate(
         f"() => {{ const p = map_div.latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y]; }}"
     )
-    box = page.locator(MAP_IFRAME).bounding_box()
+    box = page.locator(MAP_IFRAME).first.bounding_box()
     inner = frame.evaluate(
         "() => { const r = document.getElementById('map_div').getBoundingClientRect(); return [r.left, r.top]; }"
     )
@@ -217,7 +219,7 @@ def test_offline_click_search_and_screenshots(server, browser, shots):
         # click the map: the marker, the heatmap overlay and the panels follow
         _click_latlon(page, *PARIS)
         _wait_text(page, "cos(INR, location)")
-        frame = page.frame_locator(MAP_IFRAME)
+        frame = page.frame_locator(MAP_IFRAME).first
         frame.locator("img.leaflet-image-layer").first.wait_for(state="attached")
         frame.locator(".leaflet-marker-icon").first.wait_for(state="visible")
         lat_text = page.locator(".gair-point").first.inner_text()  # e.g. "48.9225°N, 2.4609°E"
@@ -250,7 +252,7 @@ def test_offline_click_search_and_screenshots(server, browser, shots):
         _wait_text(page, "Error of the best place")
         frame.locator("img.leaflet-image-layer").first.wait_for(state="attached")
         page.wait_for_timeout(1000)
-        _shot(page, shots / "app-search-map.png", page.locator(MAP_IFRAME))
+        _shot(page, shots / "app-search-map.png", page.locator(MAP_IFRAME).first)
         _shot(page, shots / "app-search.png", page.get_by_text("Best place", exact=False))
 
         # a second click on the map still works after all that
