@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from gair.atomic import atomic_dir, atomic_path, write_json
 from gair.embed import Embedder
 from gair.heads import Heads
+from gair.world.world import LABELS
 from index import grid as grids
 from index import vectors
 from index.gallery import embed_gallery
@@ -29,15 +30,6 @@ from index.gallery import embed_gallery
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-LABEL_COLUMNS = (
-    "koppen",
-    "landcover",
-    "elevation_m",
-    "population",
-    "continent",
-    "country",
-    "is_land",
-)
 
 
 @dataclass
@@ -70,7 +62,7 @@ def select_cells(spec: BuildSpec, world) -> pd.DataFrame:
     cells = grids.grid_cells(spec.grid, bbox)
     latlon = cells[["lat", "lon"]].to_numpy()
     labels = world.labels(latlon)
-    for name in LABEL_COLUMNS:
+    for name in LABELS:
         cells[name] = np.asarray(labels[name])
     if spec.land_only:
         cells = cells[cells["is_land"].astype(bool)].reset_index(drop=True)
