@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from gair.config import resolve_config
-from gair.data.prepare import PREPARED_FORMAT, PREPARED_FORMAT_VERSION
+from gair.data.shards import PREPARED_FORMAT, PREPARED_FORMAT_VERSION
 from gair.preprocess import preprocess_rs, preprocess_sv
 
 # label values when no world is given to look them up

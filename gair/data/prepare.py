@@ -21,42 +21,86 @@ each shard is written to a temp name and renamed):
   latlon float64 [N, 2] (lat, lon), sv uint8 [N, H, W, 3], coverage float32 [N]; ids in the
   metadata (JSON list);
 - manifest.json (format, parameters, bands, inputs, shards, counts) and report.json.
+
+Modules: `gair.data.rows` (the CSV, images, skip reasons), `gair.data.rasters` (raster scan,
+chip layout and reads), `gair.data.shards` (output format and shard writer); this module runs
+the rows through them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from gair.atomic import atomic_dir, atomic_path, write_json
+from gair.atomic import atomic_dir, write_json
 from gair.config import S2_GAIR_BANDS
+from gair.data.rasters import (
+    KM_PER_DEG,
+    L2A_12_BANDS,
+    RASTER_SUFFIXES,
+    RasterInfo,
+    _depth,
+    band_indexes,
+    chip_bbox,
+    normalise_band,
+    read_chip,
+    scan_rasters,
+)
+from gair.data.rows import (
+    BAD_COORDS,
+    BAND_COUNT,
+    CORRUPT_IMAGE,
+    DUPLICATE_ID,
+    IMAGE_COLUMNS,
+    LOW_COVERAGE,
+    MISSING_IMAGE,
+    N_EXAMPLES,
+    OUTSIDE,
+    RASTER_ERROR,
+    _Report,
+    read_image,
+    read_table,
+)
+from gair.data.shards import (
+    PREPARED_FORMAT,
+    PREPARED_FORMAT_VERSION,
+    _looks_prepared,
+    _ShardWriter,
+)
+
+__all__ = [  # this module's names, including those now defined in the modules above
+    "BAD_COORDS",
+    "BAND_COUNT",
+    "CORRUPT_IMAGE",
+    "DUPLICATE_ID",
+    "IMAGE_COLUMNS",
+    "KM_PER_DEG",
+    "L2A_12_BANDS",
+    "LOW_COVERAGE",
+    "MISSING_IMAGE",
+    "N_EXAMPLES",
+    "NothingUsableError",
+    "OUTSIDE",
+    "PREPARED_FORMAT",
+    "PREPARED_FORMAT_VERSION",
+    "RASTER_ERROR",
+    "RASTER_SUFFIXES",
+    "RasterInfo",
+    "band_indexes",
+    "chip_bbox",
+    "normalise_band",
+    "prepare",
+    "read_chip",
+    "read_image",
+    "scan_rasters",
+]
 
 log = logging.getLogger("gair.data")
-
-PREPARED_FORMAT = "gair-prepared-triples"
-PREPARED_FORMAT_VERSION = 1
-L2A_12_BANDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
-IMAGE_COLUMNS = ("image", "image_path", "path", "file", "filename", "sv_image", "img")
-KM_PER_DEG = 111.19492664455873
-RASTER_SUFFIXES = (".tif", ".tiff")
-N_EXAMPLES = 5
-
-# skip reasons (report keys)
-BAD_COORDS = "bad_coordinates"
-MISSING_IMAGE = "missing_image"
-CORRUPT_IMAGE = "corrupt_image"
-OUTSIDE = "outside_rasters"
-BAND_COUNT = "wrong_band_count"
-RASTER_ERROR = "raster_read_error"
-LOW_COVERAGE = "insufficient_raster_coverage"
-DUPLICATE_ID = "duplicate_id"
 
 
 class NothingUsableError(ValueError):
@@ -65,238 +109,6 @@ class NothingUsableError(ValueError):
     def __init__(self, message: str, report: dict):
         super().__init__(message)
         self.report = report
-
-
-def normalise_band(name: str) -> str:
-    """'b08' -> 'B8', 'B8A' -> 'B8A', 'B02 (blue)' -> 'B2'."""
-    s = str(name).strip().upper().split()[0] if str(name).strip() else ""
-    if s.startswith("B") and len(s) > 1:
-        digits = s[1:]
-        suffix = "A" if digits.endswith("A") else ""
-        digits = digits.rstrip("A")
-        if digits.isdigit():
-            return f"B{int(digits)}{suffix}"
-    return s
-
-
-@dataclass
-class RasterInfo:
-    path: Path
-    crs: object = None
-    count: int = 0
-    nodata: float | None = None
-    band_index: list[int] | None = None  # 1-based indexes of the wanted bands, None = bad
-    band_problem: str = ""
-    bounds4326: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    inner4326: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    used: int = 0
-
-
-def band_indexes(descriptions, count: int, bands: list[str]) -> tuple[list[int] | None, str]:
-    """1-based band indexes of `bands` in a raster, or (None, why)."""
-    names = [normalise_band(d) if d else "" for d in descriptions]
-    if all(names) and len(set(names)) == len(names):
-        missing = [b for b in bands if b not in names]
-        if not missing:
-            return [names.index(b) + 1 for b in bands], ""
-        return None, f"band descriptions {names} lack {missing}"
-    for order in (L2A_12_BANDS, S2_GAIR_BANDS):
-        if count == len(order):
-            missing = [b for b in bands if b not in order]
-            if missing:
-                return None, f"a {count}-band raster (assumed {order}) lacks {missing}"
-            return [order.index(b) + 1 for b in bands], ""
-    return None, (
-        f"{count} bands without band descriptions: expected 12 (Sentinel-2 L2A B1..B12 without "
-        f"B10) or 10 (GAIR order)"
-    )
-
-
-def _inner_bounds(ds) -> tuple[tuple, tuple]:
-    """EPSG:4326 bounds of a raster and a rectangle inside its footprint (edges densified)."""
-    from rasterio.warp import transform as warp_transform
-
-    left, bottom, right, top = ds.bounds
-    n = 21
-    t = np.linspace(0.0, 1.0, n)
-    xs_l, ys_l = np.full(n, left), bottom + (top - bottom) * t
-    xs_r, ys_r = np.full(n, right), ys_l
-    xs_b, ys_b = left + (right - left) * t, np.full(n, bottom)
-    xs_t, ys_t = xs_b, np.full(n, top)
-    xs = np.concatenate([xs_l, xs_r, xs_b, xs_t])
-    ys = np.concatenate([ys_l, ys_r, ys_b, ys_t])
-    lon, lat = warp_transform(ds.crs, "EPSG:4326", xs.tolist(), ys.tolist())
-    lon, lat = np.asarray(lon), np.asarray(lat)
-    outer = (lon.min(), lat.min(), lon.max(), lat.max())
-    inner = (
-        lon[:n].max(),  # left edge: the easternmost of its points
-        lat[2 * n : 3 * n].max(),
-        lon[n : 2 * n].min(),
-        lat[3 * n :].min(),
-    )
-    return outer, inner
-
-
-def scan_rasters(folder: Path, bands: list[str]) -> tuple[list[RasterInfo], dict[str, str]]:
-    import rasterio
-
-    infos, skipped = [], {}
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES)
-    for path in files:
-        try:
-            with rasterio.open(path) as ds:
-                if ds.crs is None:
-                    skipped[str(path)] = "no CRS"
-                    continue
-                info = RasterInfo(path=path, crs=ds.crs, count=ds.count, nodata=ds.nodata)
-                info.band_index, info.band_problem = band_indexes(ds.descriptions, ds.count, bands)
-                info.bounds4326, info.inner4326 = _inner_bounds(ds)
-        except Exception as err:  # noqa: BLE001 - any unreadable raster is skipped, not fatal
-            skipped[str(path)] = f"unreadable: {err}"
-            continue
-        infos.append(info)
-    return infos, skipped
-
-
-def read_image(path: Path, size: int) -> np.ndarray:
-    """Decode, centre-crop to a square, resize to size x size: uint8 [size, size, 3]."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()
-        im = im.convert("RGB")
-        w, h = im.size
-        s = min(w, h)
-        if s < 2:
-            raise ValueError(f"image of {w}x{h} px")
-        left, top = (w - s) // 2, (h - s) // 2
-        im = im.crop((left, top, left + s, top + s)).resize(
-            (size, size), Image.Resampling.BICUBIC, reducing_gap=3.0
-        )
-        return np.asarray(im, dtype=np.uint8)
-
-
-def chip_bbox(lat: float, lon: float, chip_km: float, inner: tuple) -> tuple[float, ...]:
-    """(west, south, east, north) of a chip_km square around the point, shifted inside
-    `inner` as far as possible while keeping the point inside the chip."""
-    half_lat = chip_km / 2.0 / KM_PER_DEG
-    half_lon = half_lat / max(math.cos(math.radians(lat)), 1e-6)
-
-    def place(p: float, half: float, lo: float, hi: float) -> float:
-        start = p - half  # centred
-        if 2 * half <= hi - lo:
-            start = min(max(start, lo), hi - 2 * half)  # inside the raster
-        else:
-            start = (lo + hi) / 2.0 - half  # raster smaller than the chip: centre on it
-        return min(max(start, p - 2 * half), p)  # but the point stays inside
-
-    west = place(lon, half_lon, inner[0], inner[2])
-    south = place(lat, half_lat, inner[1], inner[3])
-    return west, south, west + 2 * half_lon, south + 2 * half_lat
-
-
-def read_chip(info: RasterInfo, bbox: tuple, chip_px: int) -> tuple[np.ndarray, float]:
-    """Windowed read + reprojection onto the chip's EPSG:4326 grid.
-    -> (float32 [C, chip_px, chip_px] with 0 where there is no data, covered fraction)."""
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.transform import from_bounds
-    from rasterio.warp import reproject, transform_bounds
-    from rasterio.windows import Window
-    from rasterio.windows import from_bounds as window_from_bounds
-
-    with rasterio.open(info.path) as ds:
-        left, bottom, right, top = transform_bounds("EPSG:4326", ds.crs, *bbox, densify_pts=21)
-        win = window_from_bounds(left, bottom, right, top, transform=ds.transform)
-        pad = 2
-        col0 = max(0, int(math.floor(win.col_off)) - pad)
-        row0 = max(0, int(math.floor(win.row_off)) - pad)
-        col1 = min(ds.width, int(math.ceil(win.col_off + win.width)) + pad)
-        row1 = min(ds.height, int(math.ceil(win.row_off + win.height)) + pad)
-        if col1 <= col0 or row1 <= row0:
-            return np.zeros((len(info.band_index), chip_px, chip_px), np.float32), 0.0
-        window = Window(col0, row0, col1 - col0, row1 - row0)
-        src = ds.read(indexes=info.band_index, window=window).astype(np.float32)
-        src_transform = ds.window_transform(window)
-        nodata = ds.nodata if ds.nodata is not None else 0.0
-        dst = np.full((len(info.band_index), chip_px, chip_px), np.nan, np.float32)
-        reproject(
-            source=src,
-            destination=dst,
-            src_transform=src_transform,
-            src_crs=ds.crs,
-            src_nodata=nodata,
-            dst_transform=from_bounds(*bbox, chip_px, chip_px),
-            dst_crs="EPSG:4326",
-            dst_nodata=np.nan,
-            resampling=Resampling.bilinear,
-        )
-    valid = np.isfinite(dst).all(axis=0)
-    return np.nan_to_num(dst, nan=0.0), float(valid.mean())
-
-
-def _depth(c: RasterInfo, lat: float, lon: float) -> float:
-    """How deep a point lies inside a raster's footprint (0 at an edge, 0.5 at the centre)."""
-    w, s, e, n = c.inner4326
-    dx, dy = max(e - w, 1e-12), max(n - s, 1e-12)
-    return min((lon - w) / dx, (e - lon) / dx, (lat - s) / dy, (n - lat) / dy)
-
-
-@dataclass
-class _Report:
-    rows: int = 0
-    kept: int = 0
-    skipped: dict = field(default_factory=dict)
-    examples: dict = field(default_factory=dict)
-
-    def skip(self, reason: str, row: int, ident, detail: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        ex = self.examples.setdefault(reason, [])
-        if len(ex) < N_EXAMPLES:
-            ex.append({"row": row, "id": None if ident is None else str(ident), "detail": detail})
-
-
-class _ShardWriter:
-    def __init__(self, out: Path, shard_size: int):
-        self.out, self.size = out, shard_size
-        self.buf: dict[str, list] = {
-            k: [] for k in ("rs", "rs_bbox", "latlon", "sv", "coverage", "id")
-        }
-        self.shards: list[dict] = []
-
-    def add(self, **sample) -> None:
-        for k, v in sample.items():
-            self.buf[k].append(v)
-        if len(self.buf["id"]) >= self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        from safetensors.numpy import save_file
-
-        n = len(self.buf["id"])
-        if n == 0:
-            return
-        name = f"shard-{len(self.shards):05d}.safetensors"
-        tensors = {
-            "rs": np.stack(self.buf["rs"]).astype(np.float32),
-            "rs_bbox": np.asarray(self.buf["rs_bbox"], np.float64),
-            "latlon": np.asarray(self.buf["latlon"], np.float64),
-            "sv": np.stack(self.buf["sv"]).astype(np.uint8),
-            "coverage": np.asarray(self.buf["coverage"], np.float32),
-        }
-        meta = {"format": PREPARED_FORMAT, "ids": json.dumps(self.buf["id"])}
-        with atomic_path(self.out / name) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
-        digest = hashlib.sha256((self.out / name).read_bytes()).hexdigest()
-        self.shards.append({"file": name, "count": n, "sha256": digest})
-        self.buf = {k: [] for k in self.buf}
-
-
-def _looks_prepared(path: Path) -> bool:
-    try:
-        return json.loads((path / "manifest.json").read_text())["format"] == PREPARED_FORMAT
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def prepare(
@@ -318,8 +130,6 @@ def prepare(
     Raises ValueError/FileNotFoundError for bad arguments and `NothingUsableError` (a ValueError,
     with `.report`) when no row is usable; nothing is written then.
     """
-    import pandas as pd
-
     t0 = time.perf_counter()
     csv, images, rasters, out = Path(csv), Path(images), Path(rasters), Path(out)
     bands = [normalise_band(b) for b in (bands or S2_GAIR_BANDS)]
@@ -343,18 +153,7 @@ def prepare(
             raise ValueError(f"{out} exists and is not empty; use --force to replace it")
         if not _looks_prepared(out):
             raise ValueError(f"{out} exists and is not a prepared-triples folder; not replacing it")
-    try:
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(f"cannot read CSV {csv}: {err}") from err
-    cols = {c.strip().lower(): c for c in table.columns}
-    image_col = next((cols[c] for c in IMAGE_COLUMNS if c in cols), None)
-    missing = [c for c in ("id", "lat", "lon") if c not in cols]
-    if missing or image_col is None:
-        raise ValueError(
-            f"CSV {csv} needs columns id, lat, lon and an image path column (one of "
-            f"{', '.join(IMAGE_COLUMNS)}); it has {list(table.columns)}"
-        )
+    table, image_col = read_table(csv)
     infos, raster_skips = scan_rasters(rasters, bands)
     if not infos:
         raise ValueError(

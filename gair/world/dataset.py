@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from gair.config import resolve_config
 from gair.preprocess import preprocess_rs, preprocess_sv
-from gair.world.render import _keys, _uniforms
+from gair.world.render_noise import _keys, _uniforms
 from gair.world.world import World
 
 LABEL_KEYS = ("koppen", "landcover", "elevation_m", "population", "is_land")

@@ -9,7 +9,7 @@ import numpy as np
 
 from gair.geo import validate_latlon, wrap_lon
 from gair.world import grid
-from gair.world.build import DEFAULT_WORLD_DIR, LAYER_FILES, check_complete
+from gair.world.manifest import DEFAULT_WORLD_DIR, LAYER_FILES, check_complete
 
 KOPPEN_CLASSES = ["none", "A", "B", "C", "D", "E"]  # index = label value
 IGBP_CLASSES = [

@@ -1,0 +1,93 @@
+"""The app's logic as plain functions: inputs in, data out. The Streamlit panels only draw what
+these return, and the tests and `benchmarks/bench_app.py` call the same functions.
+
+Every embedding goes through the index's `Embedder` (`gair.embed`), so a clicked point gets
+exactly the embedding the index stored for the same coordinates.
+
+One module per job; this package re-exports their public names (`from app import logic`):
+
+- `inputs`: coordinate checks and parsing, `clamp_k`, uploaded images;
+- `embeddings`: point / location / image embeddings and the neighbourhood grid;
+- `streetviews`: gallery images (LRU-cached) and the top-k street views of an embedding;
+- `labels`: ground truth and head predictions at a point;
+- `places`: top-k places and the similarity heatmap over all cells;
+- `queries`: `click_result`, `image_search`, `compare_points`;
+- `layers`: the map's static overlays (predictions, truth);
+- `export`: the result table, CSV and GeoJSON;
+- `runtime`: the shared thread pool and stopwatch.
+"""
+
+from app.logic.embeddings import (
+    NEIGHBOURHOOD_N,
+    embed_image,
+    embed_locations,
+    embed_points,
+    neighbourhood_grid,
+)
+from app.logic.export import results_table, to_csv, to_geojson
+from app.logic.inputs import (
+    K_DEFAULT,
+    K_MAX,
+    check_point,
+    clamp_k,
+    decode_upload,
+    parse_coordinates,
+)
+from app.logic.labels import predictions_for, truth_at
+from app.logic.layers import (
+    IGBP_COLORS,
+    KOPPEN_COLORS,
+    LAYER_SIMILARITY,
+    layer_overlay,
+    map_layers,
+)
+from app.logic.places import (
+    PLACE_COLUMNS,
+    SIMILARITY_FLOOR_QUANTILE,
+    exact_cells,
+    similarity_overlay,
+    top_places,
+)
+from app.logic.queries import click_result, compare_points, image_search
+from app.logic.streetviews import (
+    THUMB_CACHE_SIZE,
+    THUMBNAILS_MAX,
+    is_rendered,
+    streetview_image,
+)
+
+__all__ = [
+    "IGBP_COLORS",
+    "K_DEFAULT",
+    "K_MAX",
+    "KOPPEN_COLORS",
+    "LAYER_SIMILARITY",
+    "NEIGHBOURHOOD_N",
+    "PLACE_COLUMNS",
+    "SIMILARITY_FLOOR_QUANTILE",
+    "THUMB_CACHE_SIZE",
+    "THUMBNAILS_MAX",
+    "check_point",
+    "clamp_k",
+    "click_result",
+    "compare_points",
+    "decode_upload",
+    "embed_image",
+    "embed_locations",
+    "embed_points",
+    "exact_cells",
+    "image_search",
+    "is_rendered",
+    "layer_overlay",
+    "map_layers",
+    "neighbourhood_grid",
+    "parse_coordinates",
+    "predictions_for",
+    "results_table",
+    "similarity_overlay",
+    "streetview_image",
+    "to_csv",
+    "to_geojson",
+    "top_places",
+    "truth_at",
+]

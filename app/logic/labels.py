@@ -1,0 +1,58 @@
+"""What is known about a point: the world's ground truth and the heads' predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def truth_at(res, lat: float, lon: float) -> dict:
+    """The world's ground truth at a point, with readable class names."""
+    from gair.world.world import IGBP_CLASSES, KOPPEN_CLASSES
+
+    lab = res.world.labels(np.array([lat, lon]))
+    kg = int(lab["koppen"])
+    lc = int(lab["landcover"])
+    koppen_names = _task_classes(res, "koppen")
+    return {
+        "koppen": (
+            koppen_names[kg - 1]
+            if koppen_names and 1 <= kg <= len(koppen_names)
+            else KOPPEN_CLASSES[kg]
+        )
+        if kg
+        else "none (sea)",
+        "landcover": IGBP_CLASSES[lc] if 0 <= lc < len(IGBP_CLASSES) else str(lc),
+        "elevation_m": float(lab["elevation_m"]),
+        "population": float(lab["population"]),
+        "continent": str(lab["continent"]) or "-",
+        "country": str(lab["country"]) or "-",
+        "is_land": bool(lab["is_land"]),
+    }
+
+
+def _task_classes(res, name: str) -> list[str] | None:
+    if res.heads is None or name not in res.heads.tasks:
+        return None
+    return list(res.heads.tasks[name].classes)
+
+
+def predictions_for(res, emb: np.ndarray) -> dict | None:
+    """{task: {"kind", "units", "classes", "probs"} or {"kind", "units", "value"}} or None."""
+    if res.heads is None:
+        return None
+    out = {}
+    for name, y in res.heads.predict(np.asarray(emb, np.float32).reshape(1, -1)).items():
+        task = res.heads.tasks[name]
+        if task.kind == "regression":
+            out[name] = {"kind": "regression", "units": task.units, "value": float(y[0])}
+        else:
+            probs = np.asarray(y[0], np.float64)
+            out[name] = {
+                "kind": "classification",
+                "units": task.units,
+                "classes": list(task.classes),
+                "probs": probs,
+                "top": task.classes[int(probs.argmax())],
+                "top_p": float(probs.max()),
+            }
+    return out

@@ -1,0 +1,165 @@
+"""The queries the panels run: a clicked point, a cross-view image search, a comparison of
+two points. Each returns a plain dict of everything its panel shows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from app.logic.embeddings import (
+    NEIGHBOURHOOD_N,
+    embed_image,
+    embed_locations,
+    embed_points,
+    neighbourhood_grid,
+)
+from app.logic.inputs import K_DEFAULT, check_point, clamp_k
+from app.logic.labels import predictions_for, truth_at
+from app.logic.places import _places_and_overlay
+from app.logic.runtime import _executor, _ms
+from app.logic.streetviews import _views, streetview_image
+
+# --------------------------------------------------------------------------- the click
+
+
+def click_result(
+    res,
+    lat: float,
+    lon: float,
+    k: int = K_DEFAULT,
+    neighbourhood: bool = True,
+    thumbnails: bool = True,
+    heatmap: bool = True,
+) -> dict:
+    """Everything the panels show for a clicked point.
+
+    Returns a dict: query (lat, lon), embedding [E], location_similarity (cosine of the INR
+    embedding with the location encoder's embedding of the same point), neighbourhood (grid
+    similarities to the point's embedding), places (top-k cells, DataFrame), streetviews
+    (top-k gallery rows), thumbnails (uint8 images of those rows), overlay (similarity PNG +
+    legend), predictions (heads) or None, truth (world labels) and timings_ms per stage.
+    """
+    t0 = time.perf_counter()
+    timings = {}
+    lat, lon = check_point(lat, lon, wrap=True)
+    k = clamp_k(k)
+    pts = np.array([[lat, lon]])
+    if neighbourhood:
+        grid, lat_axis, lon_axis = neighbourhood_grid(res, lat, lon)
+        pts = np.concatenate([pts, grid])
+    emb_all = embed_points(res, pts)  # one batch: the point's tiles serve the neighbourhood too
+    emb = emb_all[0]
+    timings["embed"] = _ms(t0)
+
+    # the heatmap half (all-cell scores -> top places + overlay PNG) beside the street-view half
+    origin = (lat, lon)
+    heat = _executor().submit(
+        _places_and_overlay, res, emb, k, origin, heatmap, "similarity to the clicked point"
+    )
+    svs, thumbs, timings["streetviews"] = _views(res, emb, k, origin, thumbnails)
+
+    t = time.perf_counter()
+    loc = embed_locations(res, pts[:1])[0]
+    location_similarity = float(np.dot(emb, loc))
+    preds = predictions_for(res, emb)
+    truth = truth_at(res, lat, lon)
+    timings["location_heads_truth"] = _ms(t)
+
+    nb = None
+    if neighbourhood:
+        sims = (emb_all[1:] @ emb).reshape(NEIGHBOURHOOD_N, NEIGHBOURHOOD_N)
+        nb = {"lat": lat_axis, "lon": lon_axis, "similarity": sims}
+    places, overlay, timings["places_overlay"] = heat.result()
+    timings["total"] = _ms(t0)
+    return {
+        "kind": "point",
+        "query": {"lat": lat, "lon": lon, "k": k},
+        "embedding": emb,
+        "location_embedding": loc,
+        "location_similarity": location_similarity,
+        "neighbourhood": nb,
+        "places": places,
+        "streetviews": svs,
+        "thumbnails": thumbs,
+        "overlay": overlay,
+        "predictions": preds,
+        "truth": truth,
+        "timings_ms": timings,
+    }
+
+
+# --------------------------------------------------------------------------- cross-view search
+
+
+def image_search(
+    res, image: np.ndarray | None = None, sv_row=None, k: int = K_DEFAULT, heatmap: bool = True
+) -> dict:
+    """Where was this street view taken? Embeds an image (or a gallery row's view) with the SV
+    encoder and compares it with every place; returns the heatmap, the top places and, for a
+    gallery view, the true location and the top place's error in km."""
+    from gair import geo
+
+    t0 = time.perf_counter()
+    k = clamp_k(k)
+    truth = None
+    if sv_row is not None:
+        image = streetview_image(res, sv_row)
+        truth = (float(sv_row["lat"]), float(sv_row["lon"]))
+    if image is None:
+        raise ValueError("give an image or a gallery street view")
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}")
+    vec = embed_image(res, image)
+    heat = _executor().submit(
+        _places_and_overlay, res, vec, k, truth, heatmap, "similarity to the street view"
+    )
+    svs, thumbs, _ = _views(res, vec, k, truth, True)
+    places, overlay, _ = heat.result()
+    top = places.iloc[0] if len(places) else None
+    guess = (float(top["lat"]), float(top["lon"])) if top is not None else None
+    error_km = (
+        float(geo.haversine_km(np.array(truth), np.array(guess))) if truth and guess else None
+    )
+    return {
+        "kind": "image",
+        "query": {
+            "sv_id": None if sv_row is None else str(sv_row["sv_id"]),
+            "truth": truth,
+            "k": k,
+        },
+        "image": image,
+        "embedding": vec,
+        "places": places,
+        "streetviews": svs,
+        "thumbnails": thumbs,
+        "overlay": overlay,
+        "guess": guess,
+        "error_km": error_km,
+        "timings_ms": {"total": _ms(t0)},
+    }
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def compare_points(res, a: tuple[float, float], b: tuple[float, float]) -> dict:
+    """Cosine similarity of two points' INR embeddings (and location embeddings), distance."""
+    from gair import geo
+
+    a = check_point(*a, wrap=True)
+    b = check_point(*b, wrap=True)
+    pts = np.array([a, b])
+    emb = embed_points(res, pts)
+    loc = embed_locations(res, pts)
+    return {
+        "a": a,
+        "b": b,
+        "cosine": float(emb[0] @ emb[1]),
+        "location_cosine": float(loc[0] @ loc[1]),
+        "distance_km": float(geo.haversine_km(pts[0], pts[1])),
+        "truth_a": truth_at(res, *a),
+        "truth_b": truth_at(res, *b),
+    }
