@@ -22,6 +22,8 @@ from train.checkpointing import (
 from train.metrics import (
     geographic_median,
     median_km,
+    quality_bar,
+    random_pick_median_km,
     retrieval_recall,
     validation_metrics,
 )
@@ -173,6 +175,23 @@ def test_validation_metrics_for_a_perfect_model():
     assert m["val/r1"] == 1.0 and m["val/r10"] == 1.0 and m["val/loc_median_km"] == 0.0
     assert m["val/chance_r10"] == pytest.approx(0.1) and m["val/baseline_median_km"] > 1000
     assert m["val/loc_median_km_with_train"] == 0.0 and m["val/gallery_with_train"] == 107
+    assert m["val/heldout_pick_median_km"] > 1000  # a random held-out place is far off
+    bar = quality_bar(m)
+    assert bar["loc_gallery"] == "heldout+train" and bar["met"]
+
+
+def test_random_pick_median_is_the_median_of_all_pairwise_distances():
+    true = np.array([[0.0, 0.0], [0.0, 2.0]])
+    gallery = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    # distances in degrees along the equator: 0, 1, 3 and 2, 1, 1 -> median of 6 values (1, 1)
+    assert random_pick_median_km(gallery, true) == pytest.approx(111.195, rel=1e-3)
+
+
+def test_quality_bar_prefers_the_gallery_with_training_places():
+    m = {"val/r10": 0.2, "val/chance_r10": 0.01, "val/loc_gain": 4.0}
+    assert quality_bar(m)["met"] and quality_bar(m)["loc_gallery"] == "heldout"
+    m["val/loc_gain_with_train"] = 1.1  # the held-out-only gain no longer counts
+    assert not quality_bar(m)["met"]
 
 
 # -- crash-safe files --------------------------------------------------------------------------

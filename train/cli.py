@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"trained {summary['steps_run']} steps (global step {summary['global_step']}) "
             f"into {summary['run_dir']}: R@10 {m.get('r10', float('nan')):.3f}, location median "
-            f"{m.get('loc_median_km', float('nan')):.0f} km "
+            f"{m.get('loc_median_km', float('nan')):.0f} km among the held-out places, "
+            f"{m.get('loc_median_km_with_train', float('nan')):.0f} km with training places "
             f"(always-median baseline {m.get('baseline_median_km', float('nan')):.0f} km)"
         )
     return 0

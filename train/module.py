@@ -164,15 +164,19 @@ class GAIRTraining(L.LightningModule):
             f"validation at step {self.global_step}: SV->RS-INR R@1 {metrics['val/r1']:.3f} "
             f"R@10 {metrics['val/r10']:.3f} among {metrics['val/n']:.0f} "
             f"({bar['r10_over_chance']:.1f}x chance); SV->location median "
-            f"{metrics['val/loc_median_km']:.0f} km vs {metrics.get('val/baseline_median_km', 0):.0f}"
-            f" km always-median baseline ({bar['loc_gain_over_median_baseline']:.2f}x)"
+            f"{metrics['val/loc_median_km']:.0f} km among the held-out places (a random one: "
+            f"{metrics['val/heldout_pick_median_km']:.0f} km)"
         )
         if "val/loc_median_km_with_train" in metrics:
             text += (
-                f"; {metrics['val/loc_median_km_with_train']:.0f} km with "
+                f", {metrics['val/loc_median_km_with_train']:.0f} km with "
                 f"{metrics['val/gallery_with_train'] - metrics['val/n']:.0f} training locations "
                 "in the gallery"
             )
+        text += (
+            f"; always-median baseline {metrics.get('val/baseline_median_km', 0):.0f} km "
+            f"({bar['loc_gain_over_median_baseline']:.2f}x better, {bar['loc_gallery']} gallery)"
+        )
         log.info(text + ("; quality bar met" if bar["met"] else ""))
 
     # -- export and resume -----------------------------------------------------------------------
