@@ -225,3 +225,19 @@ def test_console_script_runs():
         timeout=120,
     )
     assert done.returncode == 0 and "--sv-image" in done.stdout
+
+
+def test_factory_follows_n_and_never_undertrains_the_quantiser():
+    from index.vectors import MIN_POINTS_PER_LIST, choose_factory
+
+    assert choose_factory(999_999, 256) == "Flat"
+    assert choose_factory(1_000_000, 256) == "IVF4096_HNSW32,SQfp16"
+    # 16 sqrt(1e7) would be 65,536 lists: 200k training points allow 4,096 (>= 39 per list)
+    assert choose_factory(10_000_000, 256) == "IVF4096_HNSW32,SQfp16"
+    assert choose_factory(10_000_000, 256, train_size=3_000_000) == "IVF16384_HNSW32,SQfp16"
+    # the most precise code that fits the memory budget: 2 bytes/dim, then 1, then PQ
+    assert choose_factory(10_000_000, 256, memory_budget=3 * 2**30).endswith(",SQ8")
+    big = choose_factory(200_000_000, 256, train_size=10_000_000)
+    assert big.endswith(",PQ32") and big.startswith("IVF")
+    lists = int(big.split("_")[0].removeprefix("IVF"))
+    assert lists * MIN_POINTS_PER_LIST <= 10_000_000
