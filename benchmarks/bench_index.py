@@ -32,14 +32,21 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def mixture_centres(dim: int, seed: int = 0, n: int = 1024) -> np.ndarray:
+    """Fixed centres of the synthetic Gaussian mixture on the sphere [n, dim]."""
+    return _normalise(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
+
+
 def synthetic(n: int, dim: int, base: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
-    """n vectors: jittered copies of `base` rows when given, else a 1024-centre mixture."""
+    """n vectors: jittered copies of `base` rows when given, else draws from a mixture around
+    `mixture_centres(dim)` (the same centres on every call, so chunks share one distribution)."""
     if base is not None:
         pick = base[rng.integers(0, len(base), n)]
         return _normalise(pick + rng.normal(scale=0.05, size=pick.shape).astype(np.float32))
-    centres = _normalise(rng.normal(size=(1024, dim)).astype(np.float32))
+    centres = mixture_centres(dim)
     return _normalise(
-        centres[rng.integers(0, 1024, n)] + rng.normal(scale=0.3 / np.sqrt(dim), size=(n, dim))
+        centres[rng.integers(0, len(centres), n)]
+        + rng.normal(scale=0.3 / np.sqrt(dim), size=(n, dim))
     )
 
 
@@ -82,15 +89,17 @@ def bench_faiss_streamed(
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(seed)
     factory = V.choose_factory(n, dim)
-    queries = synthetic(n_queries, dim, base, rng)
     index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     t0 = time.perf_counter()
     index.train(synthetic(V.TRAIN_SIZE, dim, base, rng))
     train_s = time.perf_counter() - t0
     best_s = np.full((n_queries, 10), -np.inf, np.float32)
     best_i = np.zeros((n_queries, 10), np.int64)
+    queries = None
     for start in range(0, n, chunk):
         part = synthetic(min(chunk, n - start), dim, base, rng)
+        if queries is None:  # rows of the data, as in `bench_size` (the app queries a cell)
+            queries = part[rng.choice(len(part), n_queries, replace=False)]
         index.add(part)
         sims = queries @ part.T  # [Q, chunk]: exact search, merged into the running top-10
         top = np.argpartition(-sims, 10, axis=1)[:, :10]
