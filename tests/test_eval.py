@@ -30,7 +30,10 @@ def test_table_structure_and_baselines(evaluated):
     keys = {"task", "method", "metric", "higher_is_better", "mean", "std", "n"}
     assert all(keys <= set(r) for r in rows)
     assert {r["method"] for r in rows} == METHODS
-    assert TASKS | {"sv->place", "place->sv", "geolocalization"} == {r["task"] for r in rows}
+    geo = {"geolocalization", "geolocalization-xview"}
+    assert TASKS | {"sv->place", "place->sv"} | geo == {r["task"] for r in rows}
+    xview = {r["method"] for r in rows if r["task"] == "geolocalization-xview"}
+    assert xview == {"gair", "random-init"}
     for task in TASKS:
         methods = {r["method"] for r in rows if r["task"] == task}
         assert methods == METHODS, task

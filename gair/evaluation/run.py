@@ -12,10 +12,10 @@ import torch
 
 from gair import build_model, save_model
 from gair.atomic import write_json
-from gair.checkpoint import read_run_config
 from gair.embed import Embedder
 from gair.evaluation import probes as P
 from gair.evaluation.features import method_features, render_queries
+from gair.evaluation.report import markdown_table, read_eval  # noqa: F401  (re-exported)
 from gair.evaluation.tasks import default_tasks
 from gair.geo import haversine_km
 from gair.heads import Heads
@@ -60,12 +60,13 @@ def retrieval_rows(method, sv_emb, place_emb) -> list[dict]:
     return rows
 
 
-def geolocation_rows(method, predicted: np.ndarray, truth: np.ndarray) -> list[dict]:
+def geolocation_rows(
+    method, predicted: np.ndarray, truth: np.ndarray, task: str = "geolocalization"
+) -> list[dict]:
     err = haversine_km(predicted, truth)
-    rows = [_row("geolocalization", method, "median_km", [np.median(err)], len(err))]
+    rows = [_row(task, method, "median_km", [np.median(err)], len(err))]
     rows += [
-        _row("geolocalization", method, f"within_{km}km", [(err <= km).mean()], len(err))
-        for km in WITHIN_KM
+        _row(task, method, f"within_{km}km", [(err <= km).mean()], len(err)) for km in WITHIN_KM
     ]
     return rows
 
@@ -82,6 +83,12 @@ def geolocate(
 ) -> np.ndarray:
     gallery_emb = embedder.location(gallery) if gallery_emb is None else gallery_emb
     return gallery[np.argmax(sv_emb @ gallery_emb.T, axis=1)]
+
+
+def geolocate_xview(embedder: Embedder, sv_emb: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """Cross-view geolocation, as the app's search by street view: each view's answer is the
+    gallery coordinate whose RS-INR embedding (`Embedder.point`) is most similar."""
+    return gallery[np.argmax(sv_emb @ embedder.point(gallery).T, axis=1)]
 
 
 def _random_init_run(config: dict, tmp: Path) -> Path:
@@ -180,6 +187,9 @@ def evaluate(
             sv_emb = emb.street_view(views)
             rows += retrieval_rows(method, sv_emb, emb.point(test_ll))
             rows += geolocation_rows(method, geolocate(emb, sv_emb, gallery), test_ll)
+            rows += geolocation_rows(
+                method, geolocate_xview(emb, sv_emb, gallery), test_ll, "geolocalization-xview"
+            )
         median_point = geographic_median(train_ll)
         rows += geolocation_rows(
             "mean-predictor", np.repeat(median_point[None], len(test_ll), 0), test_ll
@@ -213,49 +223,3 @@ def _fit_heads(tasks, best, embedder, latlon, labels) -> Heads:
         fitted[task.name] = P.fit_probe(x[ok], y[ok], task.kind, n_out, probe, seed=0)
         kinds[task.name] = probe
     return Heads(tasks, fitted, kinds)
-
-
-def markdown_table(result: dict, probe: str = "linear") -> str:
-    """Main metric per task (probe rows of one probe kind, plus retrieval/geolocation)."""
-    main = {
-        "koppen": "accuracy",
-        "landcover": "accuracy",
-        "continent": "accuracy",
-        "elevation_m": "r2",
-        "population": "r2",
-    }
-    methods = ["gair", "location-only", "center-pool", "bilinear", "random-init", "mean-predictor"]
-    cells: dict[tuple[str, str], str] = {}
-    order: list[tuple[str, str]] = []
-    for r in result["rows"]:
-        is_probe_task = r["task"] in main
-        if is_probe_task and (
-            r["metric"] != main[r["task"]] or r.get("probe") not in (probe, "constant")
-        ):
-            continue
-        if not is_probe_task and r["metric"] not in ("R@1", "R@10", "median_km", "within_750km"):
-            continue
-        key = (r["task"], r["metric"])
-        if key not in order:
-            order.append(key)
-        cells[(key, r["method"])] = (
-            f"{r['mean']:.3f} ± {r['std']:.3f}" if r["std"] else f"{r['mean']:.3f}"
-        )
-    head = (
-        "| task | metric | " + " | ".join(methods) + " |\n|---|---|" + "---|" * len(methods) + "\n"
-    )
-    lines = [
-        f"| {t} | {m} | " + " | ".join(cells.get(((t, m), meth), "") for meth in methods) + " |"
-        for t, m in order
-    ]
-    return head + "\n".join(lines) + "\n"
-
-
-def read_eval(run_dir: str | Path) -> dict | None:
-    path = Path(run_dir) / "eval.json"
-    if not path.is_file():
-        return None
-    import json
-
-    read_run_config(run_dir)
-    return json.loads(path.read_text())
