@@ -76,7 +76,7 @@ div[data-testid="stMetricValue"] {font-size: 1.35rem;}
 """
 
 
-@st.cache_resource(show_spinner="Opening the world, the index and the model ...")
+@st.cache_resource(show_spinner="Opening the world and the index ...")
 def get_resources(index: str, world: str | None, checkpoint: str | None):
     """Shared by all sessions (world rasters are memory-mapped; GridIndex is thread-safe)."""
     configure_threads()
@@ -359,7 +359,11 @@ def main() -> None:
     result = None
     if point is not None:
         try:
-            result = state.click_result(res, point, k)
+            if res.model_ready:
+                result = state.click_result(res, point, k)
+            else:  # a click during the first seconds after start waits for the model
+                with st.spinner("Loading the model (first start only) ..."):
+                    result = state.click_result(res, point, k)
         except ValueError as err:
             st.session_state["coord_message"] = str(err)
             st.session_state["point"] = None
@@ -442,6 +446,8 @@ def main() -> None:
         about.render(res)
     if st.session_state.get("coord_message"):
         message_slot.error(st.session_state["coord_message"])
+    # the page is drawn: now import torch/timm and load the model, off the first page's path
+    res.load_model_in_background()
 
 
 main()

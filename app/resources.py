@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,8 +69,7 @@ class Resources:
 
     settings: Settings
     world: object
-    index: object  # index.search.GridIndex
-    heads: object | None  # gair.heads.Heads
+    index: object  # index.search.GridIndex (its embedder loads the model on first use)
     manifest: dict
     run_dir: Path
     run_config: dict
@@ -80,6 +80,57 @@ class Resources:
     _raster_lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
     _layers: dict = field(repr=False, default_factory=dict)
     _layers_lock: threading.RLock = field(repr=False, default_factory=threading.RLock)
+    _heads: object = field(repr=False, default=None)
+    _heads_loaded: bool = field(repr=False, default=False)
+    _heads_lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
+    _warm_started: bool = field(repr=False, default=False)
+
+    @property
+    def head_names(self) -> list[str]:
+        """Tasks the run's prediction heads answer, from config.json (no torch needed)."""
+        meta = self.run_config.get("heads") or {}
+        if not meta.get("file") or not (self.run_dir / meta["file"]).is_file():
+            return []
+        return [t["name"] for t in meta.get("tasks", [])]
+
+    @property
+    def heads(self):
+        """The run's `gair.heads.Heads` (loaded on first use; None when absent or unusable)."""
+        if not self._heads_loaded:
+            with self._heads_lock:
+                if not self._heads_loaded:
+                    from gair.heads import Heads
+
+                    try:
+                        self._heads = Heads.load(self.run_dir)
+                    except (ValueError, OSError) as err:
+                        log.warning("prediction heads of %s not usable: %s", self.run_dir, err)
+                    self._heads_loaded = True
+        return self._heads
+
+    @property
+    def model_ready(self) -> bool:
+        """Whether the model is loaded (a click before that waits for it)."""
+        return bool(getattr(self.index.embedder, "loaded", True))
+
+    def load_model_in_background(self) -> None:
+        """Load the model and the heads in a daemon thread (after the first page is drawn);
+        once per process."""
+        with self._heads_lock:
+            if self._warm_started:
+                return
+            self._warm_started = True
+
+        def work():
+            loader = getattr(self.index.embedder, "load", None)
+            try:
+                if loader is not None:
+                    loader()
+            except Exception as err:  # noqa: BLE001 - the next click shows it
+                log.warning("loading the model failed: %s", err)
+            self.heads  # noqa: B018 - loads them
+
+        threading.Thread(target=work, name="gair-model", daemon=True).start()
 
     @property
     def cells(self) -> pd.DataFrame:
@@ -118,7 +169,7 @@ def _resolve(path: str | None) -> Path | None:
 
 def open_resources(settings: Settings) -> Resources:
     """Open world, index (with its checkpoint) and heads. SetupError with the fix when not."""
-    from gair.heads import Heads
+    from gair.deferred import DeferredEmbedder
     from gair.world import World
     from index.search import GridIndex, IndexMismatchError, read_manifest
 
@@ -171,9 +222,10 @@ def open_resources(settings: Settings) -> Resources:
             "make train-demo   # or set GAIR_CHECKPOINT to the run dir the index was built with",
         )
     try:
-        from gair.embed import Embedder
-
-        embedder = Embedder(run_dir, world, device="cpu")
+        # the model itself loads on first use (or via load_model_in_background): the first
+        # page needs only the index's files, and importing torch + timm takes ~7 s
+        embedder = DeferredEmbedder(run_dir, world, threads=app_threads(), device="cpu")
+        embedder.verify_weights()
         index = GridIndex(index_dir, embedder)
     except IndexMismatchError as err:
         raise SetupError(
@@ -189,15 +241,10 @@ def open_resources(settings: Settings) -> Resources:
             f"The checkpoint `{run_dir}` cannot be loaded: {err}", "make train-demo"
         ) from err
 
-    try:
-        heads = Heads.load(run_dir)
-    except (ValueError, OSError) as err:
-        log.warning("prediction heads of %s not usable: %s", run_dir, err)
-        heads = None
-    from gair.checkpoint import read_run_config
+    from gair.run_dir import read_run_config
 
     try:
-        from gair.evaluation.run import read_eval
+        from gair.evaluation.report import read_eval
 
         eval_result = read_eval(run_dir)
     except (ValueError, OSError, json.JSONDecodeError) as err:
@@ -209,7 +256,6 @@ def open_resources(settings: Settings) -> Resources:
         settings=settings,
         world=world,
         index=index,
-        heads=heads,
         manifest=manifest,
         run_dir=run_dir,
         run_config=read_run_config(run_dir),
@@ -228,14 +274,20 @@ def data_attributions(world=None) -> str | None:
     return None
 
 
+def app_threads() -> int:
+    """Intra-op threads per call in the app process (env GAIR_APP_THREADS, default 1)."""
+    return int(os.environ.get("GAIR_APP_THREADS") or 1)
+
+
 def configure_threads(n: int | None = None) -> int:
     """Intra-op threads for torch and FAISS in the app process (env GAIR_APP_THREADS, default 1).
     The app serialises model calls and serves several sessions on few cores; one thread per
-    call avoids OpenMP oversubscription, which costs far more than it gains on 2 cores."""
-    n = int(n or os.environ.get("GAIR_APP_THREADS") or 1)
-    import torch
-
-    torch.set_num_threads(n)
+    call avoids OpenMP oversubscription, which costs far more than it gains on 2 cores.
+    torch is configured here only when already imported; the deferred model sets it on load."""
+    n = int(n or app_threads())
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
     try:
         import faiss
 

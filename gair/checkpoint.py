@@ -7,8 +7,6 @@ here unpickles: weights are safetensors.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -18,18 +16,14 @@ from safetensors.torch import load_file, save_file
 from gair import __version__
 from gair.atomic import atomic_path, write_json
 from gair.config import resolve_config
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-FORMAT_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from gair.run_dir import (  # noqa: F401  (re-exported: the run dir's names live there)
+    CONFIG,
+    FORMAT_VERSION,
+    WEIGHTS,
+    checkpoint_hash,
+    file_sha256,
+    read_run_config,
+)
 
 
 def save_model(model, run_dir: str | Path, extra: dict | None = None) -> Path:
@@ -56,29 +50,6 @@ def save_model(model, run_dir: str | Path, extra: dict | None = None) -> Path:
     )
     write_json(run_dir / CONFIG, meta)
     return run_dir
-
-
-def read_run_config(run_dir: str | Path) -> dict:
-    """Parse a run dir's config.json with clear errors."""
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise FileNotFoundError(f"no {CONFIG} in run dir {run_dir}: not a GAIR run directory")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from err
-    if not isinstance(meta, dict) or "model" not in meta:
-        raise ValueError(f"{path} has no 'model' config")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has format_version {meta['format_version']}; this code reads <= {FORMAT_VERSION}"
-        )
-    return meta
-
-
-def checkpoint_hash(run_dir: str | Path) -> str:
-    """Identity of a checkpoint: the weights' SHA-256 recorded in config.json."""
-    return read_run_config(run_dir)["weights_sha256"]
 
 
 def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu", verify: bool = True):

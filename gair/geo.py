@@ -5,28 +5,35 @@ Conventions (DESIGN.md): coordinates are WGS84 degrees, arrays `latlon` have sha
 (west > east). Chip coordinates: x = -1 at the west edge, +1 at the east edge; y = -1 at the
 north edge, +1 at the south edge (image row order).
 
-Every function accepts numpy arrays or torch tensors and returns the same kind.
+Every function accepts numpy arrays or torch tensors and returns the same kind. torch is not
+imported here (a tensor can only exist once something else imported it), so numpy-only users
+such as the app's first page do not pay for it.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
-import torch
 
 EARTH_RADIUS_KM = 6371.0088
 
-Array = np.ndarray | torch.Tensor
+Array = np.ndarray  # or a torch.Tensor: every function here works on both
+
+
+def _is_tensor(x) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _lib(x: Array):
-    return torch if isinstance(x, torch.Tensor) else np
+    return sys.modules["torch"] if _is_tensor(x) else np
 
 
 def _first_bad(mask: Array, values: Array) -> str:
     """Describe the first offending entry of `values` where `mask` is True."""
-    idx = np.argwhere(np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask))[0]
+    idx = np.argwhere(np.asarray(mask.cpu() if _is_tensor(mask) else mask))[0]
     val = values[tuple(idx)]
     val = val.item() if hasattr(val, "item") else val
     return f"{val!r} at index {tuple(int(i) for i in idx)}"
@@ -37,7 +44,7 @@ def validate_latlon(latlon: Array, name: str = "latlon") -> Array:
 
     Raises ValueError naming the first bad value: wrong last dimension, NaN/inf, |lat| > 90.
     """
-    if not isinstance(latlon, torch.Tensor):
+    if not _is_tensor(latlon):
         try:
             latlon = np.asarray(latlon, dtype=np.float64)
         except (TypeError, ValueError) as err:
@@ -77,7 +84,7 @@ def wrap_lon(lon: Array) -> Array:
 
 def validate_bbox(bbox: Array, name: str = "rs_bbox") -> Array:
     """Check bboxes (..., 4) = (west, south, east, north); west > east means it crosses 180."""
-    if not isinstance(bbox, torch.Tensor):
+    if not _is_tensor(bbox):
         bbox = np.asarray(bbox, dtype=np.float64)
     if bbox.ndim == 0 or bbox.shape[-1] != 4:
         raise ValueError(
@@ -90,7 +97,7 @@ def validate_bbox(bbox: Array, name: str = "rs_bbox") -> Array:
     south, north = bbox[..., 1], bbox[..., 3]
     bad = (south >= north) | (lib.abs(south) > 90) | (lib.abs(north) > 90)
     if bool(bad.any()):
-        idx = np.argwhere(np.asarray(bad.cpu() if lib is torch else bad))[0]
+        idx = np.argwhere(np.asarray(bad.cpu() if lib is not np else bad))[0]
         raise ValueError(
             f"{name}: need -90 <= south < north <= 90, got {bbox[tuple(idx)].tolist()}"
         )

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from gair import geo
-from gair.embed import Embedder
 from index import vectors
+
+if TYPE_CHECKING:
+    from gair.embed import Embedder
 
 SUPPORTED_FORMATS = (1,)
 
@@ -36,7 +39,8 @@ def read_manifest(index_dir: str | Path) -> dict:
 
 
 class GridIndex:
-    """A built index plus the Embedder of its checkpoint. Thread-safe for concurrent queries."""
+    """A built index plus the Embedder of its checkpoint (or a `gair.deferred.DeferredEmbedder`
+    standing in for it). Thread-safe for concurrent queries."""
 
     def __init__(self, index_dir: str | Path, embedder: Embedder):
         self.dir = Path(index_dir)
@@ -69,6 +73,7 @@ class GridIndex:
         cls, index_dir: str | Path, checkpoint: str | Path | None = None, world=None
     ) -> GridIndex:
         """Open with the checkpoint recorded in the manifest (or `checkpoint`) and its world."""
+        from gair.embed import Embedder
         from gair.world import World
 
         manifest = read_manifest(index_dir)

@@ -40,8 +40,7 @@ def map_layers(res) -> list[str]:
     """Names of the overlays the map can show: the similarity of the current query, the heads'
     predictions over all cells (when the run has heads) and the world's labels."""
     names = [LAYER_SIMILARITY]
-    if res.heads is not None:
-        names += [f"Predicted {t}" for t in res.heads.tasks]
+    names += [f"Predicted {t}" for t in res.head_names]
     names += [
         f"Truth {c}" for c in ("koppen", "landcover", "elevation_m", "population") if c in res.cells
     ]
@@ -70,6 +69,8 @@ def layer_overlay(res, name: str) -> dict | None:
     def build():
         if name.startswith("Predicted "):
             task_name = name[len("Predicted ") :]
+            if res.heads is None or task_name not in res.heads.tasks:
+                return None  # heads listed in config.json but not loadable (logged)
             task = res.heads.tasks[task_name]
             values = _cell_predictions(res)[task_name]
             if task.kind == "regression":

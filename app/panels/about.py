@@ -47,8 +47,8 @@ def render(res) -> None:
         ),
         (
             "prediction heads",
-            ", ".join(res.heads.tasks)
-            if res.heads is not None
+            ", ".join(res.head_names)
+            if res.head_names
             else f"none (`gair eval --checkpoint {res.run_dir}`)",
         ),
     ]
@@ -56,7 +56,7 @@ def render(res) -> None:
 
     st.subheader("Metrics")
     if res.eval_result:
-        from gair.evaluation.run import markdown_table
+        from gair.evaluation.report import markdown_table
 
         try:
             st.markdown(markdown_table(res.eval_result))
