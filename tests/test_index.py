@@ -230,7 +230,8 @@ def test_console_script_runs():
 def test_factory_follows_n_and_never_undertrains_the_quantiser():
     from index.vectors import MIN_POINTS_PER_LIST, choose_factory
 
-    assert choose_factory(999_999, 256) == "Flat"
+    assert choose_factory(199_999, 256) == "Flat"
+    assert choose_factory(500_000, 256) == "IVF2048_HNSW32,SQfp16"
     assert choose_factory(1_000_000, 256) == "IVF4096_HNSW32,SQfp16"
     # 16 sqrt(1e7) would be 65,536 lists: 200k training points allow 4,096 (>= 39 per list)
     assert choose_factory(10_000_000, 256) == "IVF4096_HNSW32,SQfp16"
