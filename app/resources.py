@@ -168,7 +168,8 @@ def _resolve(path: str | None) -> Path | None:
 
 
 def open_resources(settings: Settings) -> Resources:
-    """Open world, index (with its checkpoint) and heads. SetupError with the fix when not."""
+    """Open world, index and the checkpoint's identity (the model and heads load on first use,
+    see `Resources.load_model_in_background`). SetupError with the fix when not."""
     from gair.deferred import DeferredEmbedder
     from gair.world import World
     from index.search import GridIndex, IndexMismatchError, read_manifest
@@ -241,8 +242,6 @@ def open_resources(settings: Settings) -> Resources:
             f"The checkpoint `{run_dir}` cannot be loaded: {err}", "make train-demo"
         ) from err
 
-    from gair.run_dir import read_run_config
-
     try:
         from gair.evaluation.report import read_eval
 
@@ -258,7 +257,7 @@ def open_resources(settings: Settings) -> Resources:
         index=index,
         manifest=manifest,
         run_dir=run_dir,
-        run_config=read_run_config(run_dir),
+        run_config=embedder.run_config,
         eval_result=eval_result,
         open_seconds=time.perf_counter() - started,
         cell_latlon=latlon,
