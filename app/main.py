@@ -42,7 +42,7 @@ from streamlit_folium import st_folium  # noqa: E402
 
 from app import assets, logic, maps, state  # noqa: E402
 from app.panels import about, compare, embedding, places, predictions, search, streetviews  # noqa: E402
-from app.panels.common import fmt_latlon, legend, marker_key  # noqa: E402
+from app.panels.common import export_buttons, fmt_latlon, legend, marker_key  # noqa: E402
 from app.resources import Settings, SetupError, configure_threads, open_resources  # noqa: E402
 
 log = logging.getLogger("gair.app")
@@ -218,22 +218,7 @@ def point_summary(res, result) -> None:
     else:
         c4.metric("Predictions", "no heads", help=f"gair eval --checkpoint {res.run_dir}")
     b1, b2, b3 = st.columns(3)
-    b1.download_button(
-        "CSV",
-        logic.to_csv(result),
-        file_name="gair_point.csv",
-        mime="text/csv",
-        width="stretch",
-        on_click="ignore",
-    )
-    b2.download_button(
-        "GeoJSON",
-        logic.to_geojson(result),
-        file_name="gair_point.geojson",
-        mime="application/geo+json",
-        width="stretch",
-        on_click="ignore",
-    )
+    export_buttons(b1, b2, result, "gair_point", width="stretch")
     b3.button(
         "Set as B",
         on_click=_set_b,

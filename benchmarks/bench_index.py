@@ -50,6 +50,16 @@ def synthetic(n: int, dim: int, base: np.ndarray | None, rng: np.random.Generato
     )
 
 
+def single_query_ms(index, queries: np.ndarray, k: int = 10) -> list[float]:
+    """Latency in ms of each query searched alone (as the app and the CLI search)."""
+    lat = []
+    for q in queries:
+        t = time.perf_counter()
+        index.search(q[None], k)
+        lat.append((time.perf_counter() - t) * 1000)
+    return lat
+
+
 def bench_size(n: int, dim: int, base, rng, n_queries: int = 200) -> dict:
     data = synthetic(n, dim, base, rng)
     factory = V.choose_factory(n, dim)
@@ -61,11 +71,7 @@ def bench_size(n: int, dim: int, base, rng, n_queries: int = 200) -> dict:
     nprobe, recall = V.tune_nprobe(index, data)
     queries = data[rng.integers(0, n, n_queries)]
     V.configure_for_single_queries()  # as GridIndex serves queries
-    lat = []
-    for q in queries:
-        t = time.perf_counter()
-        index.search(q[None], 10)
-        lat.append((time.perf_counter() - t) * 1000)
+    lat = single_query_ms(index, queries)
     return {
         "n": n,
         "dim": dim,
@@ -123,11 +129,7 @@ def bench_faiss_streamed(
             break
         nprobe *= 2
     V.configure_for_single_queries()
-    lat = []
-    for q in queries:
-        t = time.perf_counter()
-        index.search(q[None], 10)
-        lat.append((time.perf_counter() - t) * 1000)
+    lat = single_query_ms(index, queries)
     with tempfile.TemporaryDirectory() as tmp:
         faiss.write_index(index, f"{tmp}/i.faiss")
         size = os.path.getsize(f"{tmp}/i.faiss")

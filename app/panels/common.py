@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from app import raster
+from app import logic, raster
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
@@ -60,3 +60,23 @@ def marker_key(search: bool = False) -> None:
             '<span class="gair-chip"><i style="background:#34c759;border-radius:50%"></i>true location of the searched view</span>'
         )
     st.markdown(f'<div class="gair-legend">{"".join(items)}</div>', unsafe_allow_html=True)
+
+
+def export_buttons(csv_col, geojson_col, result: dict, stem: str, **button_kw) -> None:
+    """CSV and GeoJSON download buttons for a result (`logic.to_csv` / `logic.to_geojson`),
+    named `{stem}.csv` / `{stem}.geojson`; `button_kw` (e.g. width) goes to both, and a
+    `key` gets `_csv` / `_geojson` appended."""
+    key = button_kw.pop("key", None)
+    for col, label, data, ext, mime in (
+        (csv_col, "CSV", logic.to_csv(result), "csv", "text/csv"),
+        (geojson_col, "GeoJSON", logic.to_geojson(result), "geojson", "application/geo+json"),
+    ):
+        col.download_button(
+            label,
+            data,
+            file_name=f"{stem}.{ext}",
+            mime=mime,
+            on_click="ignore",
+            key=f"{key}_{ext}" if key else None,
+            **button_kw,
+        )

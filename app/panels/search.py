@@ -9,7 +9,7 @@ import streamlit as st
 from app import logic
 from app.panels import places as places_panel
 from app.panels import streetviews as sv_panel
-from app.panels.common import fmt_latlon, rendered_badge, upscale
+from app.panels.common import export_buttons, fmt_latlon, rendered_badge, upscale
 
 GALLERY_CHOICES = 300
 
@@ -118,22 +118,7 @@ def render(res, k: int, on_fly) -> None:
             "On the map: the heatmap is this view's similarity to every place (switch with *Heatmap shows* in the sidebar); cyan = top places, green = true location."
         )
         d1, d2, _ = st.columns([1, 1, 3])
-        d1.download_button(
-            "CSV",
-            logic.to_csv(result),
-            file_name="gair_search.csv",
-            mime="text/csv",
-            on_click="ignore",
-            key="search_csv",
-        )
-        d2.download_button(
-            "GeoJSON",
-            logic.to_geojson(result),
-            file_name="gair_search.geojson",
-            mime="application/geo+json",
-            on_click="ignore",
-            key="search_geojson",
-        )
+        export_buttons(d1, d2, result, "gair_search", key="search")
     t1, t2 = st.tabs(["Top places", "Similar gallery views"])
     with t1:
         places_panel.render(res, result, on_fly, key_prefix="search_place")
