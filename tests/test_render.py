@@ -98,3 +98,86 @@ def test_render_rejects_bad_coordinates(world, bad):
 def test_render_rejects_bad_heading(world):
     with pytest.raises(ValueError, match="heading"):
         world.render_view(np.array(TOKYO), float("inf"), 0)
+
+
+# -- roadside signs: the country cue ------------------------------------------------------------
+def test_country_styles_are_stable_and_mostly_distinct(world):
+    from gair.world.render_signs import country_styles
+
+    styles = country_styles(world.country_iso)
+    assert styles.shape == (len(world.country_iso), 3)
+    assert (styles[0] == -1).all()  # index 0: no country, no signs
+    named = styles[1:]
+    assert (named[:, 0] != named[:, 1]).all()  # two different bands on every plate
+    distinct = len({tuple(s) for s in named.tolist()})
+    assert distinct >= 0.6 * len(named)  # 168 styles for ~177 countries
+    np.testing.assert_array_equal(styles, country_styles(list(world.country_iso)))
+
+
+def test_sign_presence_grows_with_population():
+    from gair.world.render_signs import sign_presence
+
+    u = np.random.default_rng(0).random((4000, 2))
+    empty = sign_presence(np.zeros(4000), u).mean(0)
+    crowded = sign_presence(np.full(4000, 6.0), u).mean(0)
+    assert 0.45 < empty[0] < 0.55 and 0.05 < empty[1] < 0.15
+    assert crowded[0] == 1.0 and crowded[1] > empty[1]
+
+
+def test_signs_are_painted_in_the_style_colours():
+    from gair.world.render_signs import MAX_SIGNS, N_SIGN_U, POST_COLOURS, SIGN_COLOURS, _draw_signs
+
+    S, N = 64, 3
+    img = np.zeros((3, N, S, S), np.float32)
+    style = np.array([[0, 2, 1], [1, 4, 2], [-1, -1, -1]])  # red/blue, yellow/white, none
+    W = np.full((N, MAX_SIGNS * N_SIGN_U), 0.5)
+    W[:, 0] = 0.0  # first sign stands, second does not (presence uniform 0.5 at pop 0)
+    out = _draw_signs(
+        img, style, np.ones(N, bool), np.full(N, 12), np.zeros(N), W, np.full(N, 32.0), 32.0, 2.5, S
+    )
+    for i in range(2):
+        rgb = out[:, i].reshape(3, -1).T
+        top = (rgb == SIGN_COLOURS[style[i, 0]]).all(1).reshape(S, S)
+        bottom = (rgb == SIGN_COLOURS[style[i, 1]]).all(1).reshape(S, S)
+        post = (rgb == POST_COLOURS[style[i, 2]]).all(1).reshape(S, S)
+        assert top.sum() > 4 and bottom.sum() > 4 and post.sum() > 4
+        rows = np.arange(S)[:, None]
+        # top band above the bottom band above the post, which stands on the ground
+        assert (rows * top).sum() / top.sum() < (rows * bottom).sum() / bottom.sum()
+        assert (rows * bottom).sum() / bottom.sum() < (rows * post).sum() / post.sum()
+        assert np.flatnonzero(post.any(1)).max() > 32  # below the horizon row
+    assert not out[:, 2].any()  # no country: nothing painted
+    no_land = _draw_signs(
+        img,
+        style,
+        np.zeros(N, bool),
+        np.full(N, 12),
+        np.zeros(N),
+        W,
+        np.full(N, 32.0),
+        32.0,
+        2.5,
+        S,
+    )
+    assert not no_land.any()
+
+
+def test_views_in_two_countries_show_their_own_sign_colours(world):
+    from gair.world.render_signs import SIGN_COLOURS, country_styles
+
+    styles = country_styles(world.country_iso)
+    iso = world.labels(np.array([NETHERLANDS, TOKYO]))["country"]
+    nld, jpn = (styles[list(world.country_iso).index(c)] for c in iso)
+    assert (nld[0], nld[1]) != (jpn[0], jpn[1])
+
+    def plates(place, style):
+        """Share of pixels in a top-band colour right above a bottom-band colour (lit and
+        noisy: within 40 of the style colour in every channel)."""
+        v = views(world, place, n=32)
+        top = np.abs(v - SIGN_COLOURS[style[0]]).max(-1) < 40
+        bottom = np.abs(v - SIGN_COLOURS[style[1]]).max(-1) < 40
+        return (top[:, :-1] & bottom[:, 1:]).mean()
+
+    assert plates(NETHERLANDS, nld) > 0.0005
+    assert plates(NETHERLANDS, nld) > 5 * plates(TOKYO, nld)
+    assert plates(TOKYO, jpn) > 5 * plates(NETHERLANDS, jpn)

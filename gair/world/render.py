@@ -13,12 +13,14 @@ One view per (location, heading, seed), deterministic, vectorised numpy (~1 ms a
    sand ripples, road and pavements, grass, snow, water).
 3. Objects standing on the ground, nearest in front: broadleaf trees and conifers by forest type
    and climate, bushes in shrubland and savanna, buildings whose number and height grow with the
-   population intensity (and urban land cover), with windows.
+   population intensity (and urban land cover), with windows; then roadside signs in the colours
+   of the country (`render_signs`: the made-by-people cue that places real photos).
 4. Sky and light: a gradient and clouds whose colour, cloud cover and brightness depend on
    latitude, climate and the seed (season, time of day, weather); haze; sensor noise.
 
 What the views share with the RS chip (Blue Marble colours, land cover, relief) is the real
-cross-view signal; seeds, headings and randomly placed objects are the real ambiguity.
+cross-view signal; the signs (and |latitude|, through the sky) are what ties a view to where it
+is on Earth; seeds, headings and randomly placed objects are the real ambiguity.
 
 Modules: `render_terrain` (palette, camera geometry, world lookups, terrain layers),
 `render_ground` (near ground), `render_objects` (objects), `render_sky` (sky and light),
@@ -36,6 +38,7 @@ from gair.world import grid
 from gair.world.render_ground import _near_ground
 from gair.world.render_noise import _crop_index, _keys, _tables, _uniforms
 from gair.world.render_objects import MAX_OBJECTS, N_OBJ_U, N_VIEW_U, _draw_objects
+from gair.world.render_signs import MAX_SIGNS, N_SIGN_U, _draw_signs, country_styles
 from gair.world.render_sky import _paint_sky, _sky_and_light
 from gair.world.render_terrain import (
     CAM_H_M,
@@ -87,6 +90,7 @@ def _render_chunk(world, lat, lon, heading, seed, S: int) -> np.ndarray:
     scene_key = _keys(lat_q, lon_q, seed)
     U = _uniforms(scene_key, 16)  # scene: season, time, weather (shared by all headings)
     V = _uniforms(_keys(scene_key, head_q, np.full(N, S)), N_VIEW_U + N_OBJ_U * MAX_OBJECTS)
+    W = _uniforms(_keys(scene_key, head_q, np.full(N, S + 0x516E)), MAX_SIGNS * N_SIGN_U)
 
     # ------------------------------------------------------------------- local conditions
     r_pt, c_pt = grid.nearest_index(lat, lon)
@@ -95,6 +99,7 @@ def _render_chunk(world, lat, lon, heading, seed, S: int) -> np.ndarray:
     lc = np.where(on_land, np.take(world._lc_flat, i_pt), 0).astype(np.int64)
     kg = np.take(world._kg_flat, i_pt).astype(np.int64)
     pop = np.take(world._pop_flat, i_pt).astype(np.float64) / world.population_scale
+    style = np.take(country_styles(world.country_iso), np.take(world._country_flat, i_pt), axis=0)
     bm_pt = np.take(world._rs_flat[:3], i_pt, axis=1).astype(np.float32)  # [3, N]
     elev0 = np.where(on_land, np.maximum(_bilinear_elevation(world, lat, lon), 0.0), 0.0)
     cam_h = (elev0 + CAM_H_M).astype(np.float32)
@@ -123,6 +128,7 @@ def _render_chunk(world, lat, lon, heading, seed, S: int) -> np.ndarray:
 
     # ------------------------------------------------------------------- objects
     img = _draw_objects(img, lc, kg, pop, on_land, U, V, S, f, horizon_row, run_min[:, 0, S // 2])
+    img = _draw_signs(img, style, on_land, lc, pop, W, horizon_row, f, CAM_H_M, S)
 
     # ------------------------------------------------------------------- light, noise, out
     pn = np.take(t["pixel"], tex_idx) * np.float32(3.5) + np.float32(0.5)  # sensor noise

@@ -85,6 +85,7 @@ class World:
         self._lc_flat = self.landcover.reshape(-1)
         self._kg_flat = self.koppen.reshape(-1)
         self._pop_flat = self.population_u8.reshape(-1)
+        self._country_flat = self.country.reshape(-1)
         self._elev_flat = self.elevation.reshape(-1)
         countries = manifest["countries"]
         self.country_iso = np.array([""] + [c["iso_a3"] for c in countries], dtype=object)
