@@ -12,6 +12,7 @@ import yaml
 
 from gair import build_model
 from gair.cli import main as gair_main
+from gair.geo import haversine_km
 from train import config as tconfig
 from train.checkpointing import (
     AtomicCheckpointIO,
@@ -178,6 +179,19 @@ def test_validation_metrics_for_a_perfect_model():
     assert m["val/heldout_pick_median_km"] > 1000  # a random held-out place is far off
     bar = quality_bar(m)
     assert bar["loc_gallery"] == "heldout+train" and bar["met"]
+
+
+def test_train_only_gallery_answers_the_nearest_matching_training_place():
+    n = 50
+    latlon = torch.stack([torch.linspace(-40, 40, n), torch.linspace(-100, 100, n)], -1).double()
+    emb = torch.nn.functional.one_hot(torch.arange(n), n).float()
+    shifted = latlon + torch.tensor([0.0, 1.0], dtype=torch.float64)  # 1 degree east of each
+    m = validation_metrics(emb, emb, latlon, emb, None, emb, shifted)
+    assert m["val/loc_median_km_with_train"] == 0.0  # the held-out place itself is in there
+    # without it, the best answer is the training place 1 degree of longitude away
+    expected = haversine_km(latlon, shifted).median().item()
+    assert m["val/loc_median_km_train_only"] == pytest.approx(expected)
+    assert 75 < m["val/loc_median_km_train_only"] < 112
 
 
 def test_random_pick_median_is_the_median_of_all_pairwise_distances():

@@ -7,7 +7,8 @@
   the location embeddings; error = great-circle km to its true location. The gallery is the
   validation locations themselves (which place, among the held-out ones, is this view from?);
   optionally a second number with training locations added to the gallery (harder: the
-  held-out regions compete with the whole training world).
+  held-out regions compete with the whole training world), and a third with the training
+  locations alone (the answer can only be a training place, at least the split buffer away).
 - Baseline: always answer the training set's geographic median point (the point on the sphere
   minimising the sum of great-circle distances to the training locations).
 - A gallery of held-out locations alone tells the model where the held-out regions are: even a
@@ -129,6 +130,8 @@ def validation_metrics(
         pred = best_locations(s, torch.cat([location_emb, extra_emb]), gallery)
         out["val/loc_median_km_with_train"] = median_km(pred.cpu(), truth)
         out["val/gallery_with_train"] = float(gallery.shape[0])
+        only = best_locations(s, extra_emb, extra_latlon.to(latlon))  # no held-out place to pick
+        out["val/loc_median_km_train_only"] = median_km(only.cpu(), truth)
         if base is not None:
             out["val/loc_gain_with_train"] = base / max(out["val/loc_median_km_with_train"], 1e-6)
     return out
