@@ -178,7 +178,8 @@ def test_validation_metrics_for_a_perfect_model():
     assert m["val/loc_median_km_with_train"] == 0.0 and m["val/gallery_with_train"] == 107
     assert m["val/heldout_pick_median_km"] > 1000  # a random held-out place is far off
     bar = quality_bar(m)
-    assert bar["loc_gallery"] == "heldout+train" and bar["met"]
+    assert bar["loc_gallery"] == "train" and not bar["met"]  # training places only: far off
+    assert m["val/loc_gain_train_only"] < 3.0
 
 
 def test_train_only_gallery_answers_the_nearest_matching_training_place():
@@ -201,11 +202,13 @@ def test_random_pick_median_is_the_median_of_all_pairwise_distances():
     assert random_pick_median_km(gallery, true) == pytest.approx(111.195, rel=1e-3)
 
 
-def test_quality_bar_prefers_the_gallery_with_training_places():
+def test_quality_bar_uses_the_strictest_gallery():
     m = {"val/r10": 0.2, "val/chance_r10": 0.01, "val/loc_gain": 4.0}
     assert quality_bar(m)["met"] and quality_bar(m)["loc_gallery"] == "heldout"
-    m["val/loc_gain_with_train"] = 1.1  # the held-out-only gain no longer counts
-    assert not quality_bar(m)["met"]
+    m["val/loc_gain_with_train"] = 3.5  # the held-out-only gain no longer counts
+    assert quality_bar(m)["met"] and quality_bar(m)["loc_gallery"] == "heldout+train"
+    m["val/loc_gain_train_only"] = 1.1  # nor does the one with held-out places in the gallery
+    assert not quality_bar(m)["met"] and quality_bar(m)["loc_gallery"] == "train"
 
 
 # -- crash-safe files --------------------------------------------------------------------------

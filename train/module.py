@@ -171,7 +171,8 @@ class GAIRTraining(L.LightningModule):
             text += (
                 f", {metrics['val/loc_median_km_with_train']:.0f} km with "
                 f"{metrics['val/gallery_with_train'] - metrics['val/n']:.0f} training locations "
-                "in the gallery"
+                f"in the gallery, {metrics['val/loc_median_km_train_only']:.0f} km with the "
+                "training locations alone"
             )
         text += (
             f"; always-median baseline {metrics.get('val/baseline_median_km', 0):.0f} km "
