@@ -4,12 +4,14 @@ Real street-view photos are taken from roads, and what pins them to a country is
 by people: road signs, markings, bollards. The demo world's views had no such cue (only biome,
 relief and sky), so a view could at best be placed in "a temperate plain at mid latitude"
 anywhere on Earth. Here every view on land (not on ice) shows up to `MAX_SIGNS` sign posts
-standing 4-11 m away beside the road, each a plate of two colour bands on a post; the plate's
+standing 3-8 m away beside the road, each a plate of two colour bands on a post; the plate's
 colours and the post's colour are the style of the country the view is in (a hash of its
 ISO-A3 code: 8 colours x 7 second colours x 3 posts = 168 styles, so a few countries share one,
-as neighbours often do in reality). How many signs stand in a view grows with the population.
+as neighbours often do in reality). Every such view has one sign; a second one is likelier the
+more people live around.
 
-The plate is 1.6 m wide and 1.1 m tall, 1.6-2.7 m above the ground: 5-13 px wide at 64 px.
+The plate is 2 m wide and 1.4 m tall, 1.5-2.9 m above the ground: 8-21 px wide at 64 px, big
+enough for a small ViT's 8 px patches to see its colours.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ SIGN_COLOURS = np.array(
     np.float32,
 )
 POST_COLOURS = np.array([(120, 120, 125), (225, 225, 225), (30, 30, 30)], np.float32)
-PLATE_W_M, PLATE_H_M, PLATE_BOTTOM_M, POST_W_M = 1.6, 1.1, 1.6, 0.12
+PLATE_W_M, PLATE_H_M, PLATE_BOTTOM_M, POST_W_M = 2.0, 1.4, 1.5, 0.15
 _STYLES: dict[tuple, np.ndarray] = {}
 
 
@@ -59,10 +61,10 @@ def country_styles(country_iso) -> np.ndarray:
 
 def sign_presence(pop: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Whether each sign stands: [N, MAX_SIGNS] bool from population (log10 people within
-    50 km) and a uniform per sign: the first sign with probability 0.5 (empty land) to 1
-    (>= 10^5 people), the second 0.1 to 0.8."""
-    p1 = np.clip(0.5 + 0.5 * (pop - 2.0) / 3.0, 0.5, 1.0)
-    p2 = np.clip(0.1 + 0.7 * (pop - 2.0) / 3.0, 0.1, 0.8)
+    50 km) and a uniform per sign: the first sign always, the second with probability 0.2
+    (empty land) to 0.8 (>= 10^5 people)."""
+    p1 = np.ones_like(pop, dtype=np.float64)
+    p2 = np.clip(0.2 + 0.6 * (pop - 2.0) / 3.0, 0.2, 0.8)
     return u < np.stack([p1, p2], 1)[:, : u.shape[1]]
 
 
@@ -74,9 +76,9 @@ def _draw_signs(img, style, on_land, lc, pop, W, horizon_row, f: float, cam_h: f
     has = sign_presence(pop, u[:, :, 0]) & (on_land & (lc != 15) & (style[:, 0] >= 0))[:, None]
     if not has.any():
         return img
-    depth = 4.0 + 7.0 * u[:, :, 1]  # metres ahead
+    depth = 3.0 + 5.0 * u[:, :, 1]  # metres ahead
     side = np.where(u[:, :, 2] < 0.5, -1.0, 1.0)
-    lateral = side * (2.5 + 3.0 * u[:, :, 3])  # metres to the side of the camera axis
+    lateral = side * (2.0 + 2.0 * u[:, :, 3])  # metres to the side of the camera axis
     rows = np.arange(S, dtype=np.float32)[None, :, None]
     cols = np.arange(S, dtype=np.float32)[None, None, :] + 0.5
     top_rgb = SIGN_COLOURS[np.maximum(style[:, 0], 0)].T[:, :, None, None]  # [3, N, 1, 1]
