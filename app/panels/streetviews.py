@@ -21,7 +21,8 @@ def render(res, result: dict, on_fly, key_prefix: str = "sv") -> None:
     if rendered:
         st.markdown(
             f"{rendered_badge()} The demo gallery's images are **rendered** from the demo world's "
-            "layers (sky, horizon from elevation, ground from land cover and climate), not photographs.",
+            "layers (sky, horizon from elevation, ground from land cover and climate, roadside "
+            "signs in the colours of the country), not photographs.",
             unsafe_allow_html=True,
         )
     cols = st.columns(COLUMNS)
