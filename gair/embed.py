@@ -103,6 +103,11 @@ class Embedder:
     def dim(self) -> int:
         return int(self.config["embed_dim"])
 
+    @property
+    def logit_scale(self) -> float:
+        """1 / tau of the model's contrastive training (reads scores as a posterior)."""
+        return self.model.logit_scale()
+
     # -- INR point embeddings -------------------------------------------------------------
     def point(self, latlon) -> np.ndarray:
         """INR embeddings of points [N, 2] (lat, lon) -> [N, E] float32, L2-normalised."""

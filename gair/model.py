@@ -111,6 +111,11 @@ class GAIR(nn.Module):
         device = next(self.location_encoder.parameters()).device
         return self.location_encoder(latlon.to(device))
 
+    def logit_scale(self) -> float:
+        """1 / tau: the temperature the contrastive losses were trained with (used to read
+        location scores as a posterior, see `gair.geolocate`)."""
+        return float(self.criterion.logit_scale())
+
     def encode_rs_global(self, rs: torch.Tensor) -> torch.Tensor:
         """Global RS embedding: mean of the token grid, [B, D] (the release's RS embedding)."""
         return self.encode_rs(rs).mean((2, 3))

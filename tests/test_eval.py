@@ -30,10 +30,13 @@ def test_table_structure_and_baselines(evaluated):
     keys = {"task", "method", "metric", "higher_is_better", "mean", "std", "n"}
     assert all(keys <= set(r) for r in rows)
     assert {r["method"] for r in rows} == METHODS
-    geo = {"geolocalization", "geolocalization-xview"}
+    geo = {"geolocalization", "geolocalization-best-entry", "geolocalization-xview"}
     assert TASKS | {"sv->place", "place->sv"} | geo == {r["task"] for r in rows}
-    xview = {r["method"] for r in rows if r["task"] == "geolocalization-xview"}
-    assert xview == {"gair", "random-init"}
+    for task in geo - {"geolocalization"}:  # the median point only answers the first
+        assert {r["method"] for r in rows if r["task"] == task} == {"gair", "random-init"}
+    median = [r for r in rows if r["task"] == "geolocalization" and r["metric"] == "median_km"]
+    assert {r["method"] for r in median} == {"gair", "random-init", "mean-predictor"}
+    assert all(np.isfinite(r["mean"]) and r["mean"] >= 0 for r in median)
     for task in TASKS:
         methods = {r["method"] for r in rows if r["task"] == task}
         assert methods == METHODS, task

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
+from safetensors.torch import load as load_safetensors
 
 from gair import load_model
+from gair.cli import main as gair_main
 from train.checkpointing import RESUME_FILE, load_resume_state
 from train.config import load_config
 from train.data import collate
@@ -77,6 +80,35 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
     train(cfg, out=tmp_path / "run")
     with pytest.raises(ValueError, match="--resume"):
         train(cfg, out=tmp_path / "run")
+
+
+def test_revalidate_rescores_a_finished_run_without_training(tmp_path):
+    cfg = tiny_cfg(max_steps=4)
+    run = tmp_path / "run"
+    train(cfg, out=run)
+    weights = (run / "model.safetensors").read_bytes()
+    meta = json.loads((run / "config.json").read_text())
+    meta["metrics"] = {"r10": -1.0}  # as if scored by older metrics code
+    (run / "config.json").write_text(json.dumps(meta))
+    rows = len((run / "metrics.csv").read_text().splitlines())
+
+    again = train(cfg, out=run, resume=True, revalidate=True)
+    assert again["steps_run"] == 0 and again["global_step"] == 4
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["train"]["global_step"] == 4
+    assert meta["metrics"]["r10"] >= 0 and "loc_posterior_median_km" in meta["metrics"]
+    assert meta["quality_bar"]["loc_answer"] == "posterior-median"
+    with open(run / "metrics.csv", newline="") as f:
+        logged = list(csv.DictReader(f))
+    assert len(logged) >= rows - 1 and logged[-1]["val/loc_posterior_median_km"] != ""
+    loaded = load_model(run).state_dict()
+    for name, tensor in load_safetensors(weights).items():  # the same weights, bit for bit
+        assert torch.equal(loaded[name], tensor), name
+
+
+def test_cli_revalidate_needs_resume(tmp_path, capsys):
+    assert gair_main(["train", "--config", "test", "--revalidate", "--out", str(tmp_path)]) == 2
+    assert "--revalidate needs --resume" in capsys.readouterr().err
 
 
 class Crash(Callback):

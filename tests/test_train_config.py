@@ -180,6 +180,22 @@ def test_validation_metrics_for_a_perfect_model():
     bar = quality_bar(m)
     assert bar["loc_gallery"] == "train" and not bar["met"]  # training places only: far off
     assert m["val/loc_gain_train_only"] < 3.0
+    assert "val/loc_posterior_median_km" not in m  # needs the model's temperature
+
+
+def test_validation_scores_the_posterior_median_answer_with_the_temperature():
+    n = 60
+    latlon = torch.stack([torch.linspace(-50, 50, n), torch.linspace(-150, 150, n)], -1).double()
+    emb = torch.nn.functional.one_hot(torch.arange(n), n).float()
+    base = geographic_median(latlon.numpy())
+    m = validation_metrics(emb, emb, latlon, emb, base, emb, latlon + 0.5, logit_scale=100.0)
+    assert m["val/loc_posterior_median_km"] < 1.0  # a sure posterior answers its own place
+    assert m["val/loc_posterior_median_km_train_only"] == pytest.approx(
+        m["val/loc_median_km_train_only"], abs=1.0
+    )
+    bar = quality_bar(m)
+    assert bar["loc_answer"] == "posterior-median" and bar["loc_gallery"] == "train"
+    assert bar["loc_gain_over_median_baseline"] == m["val/loc_posterior_gain_train_only"]
 
 
 def test_train_only_gallery_answers_the_nearest_matching_training_place():
@@ -208,6 +224,11 @@ def test_quality_bar_uses_the_strictest_gallery():
     m["val/loc_gain_with_train"] = 3.5  # the held-out-only gain no longer counts
     assert quality_bar(m)["met"] and quality_bar(m)["loc_gallery"] == "heldout+train"
     m["val/loc_gain_train_only"] = 1.1  # nor does the one with held-out places in the gallery
+    assert not quality_bar(m)["met"] and quality_bar(m)["loc_gallery"] == "train"
+    assert quality_bar(m)["loc_answer"] == "best-entry"
+    m["val/loc_posterior_gain"] = 9.0  # the product's answer counts once it is scored ...
+    assert quality_bar(m)["met"] and quality_bar(m)["loc_answer"] == "posterior-median"
+    m["val/loc_posterior_gain_train_only"] = 2.9  # ... on its strictest gallery
     assert not quality_bar(m)["met"] and quality_bar(m)["loc_gallery"] == "train"
 
 

@@ -1,7 +1,7 @@
 """`gair train`: registered through the "gair.commands" entry point (pyproject.toml).
 
-gair train --config train/configs/demo.yaml [--resume] [--out RUN_DIR] [--max-steps N]
-           [--set key=value ...] [--json]
+gair train --config train/configs/demo.yaml [--resume [--revalidate]] [--out RUN_DIR]
+           [--max-steps N] [--set key=value ...] [--json]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 EPILOG = """examples:
   gair train --config train/configs/demo.yaml                 # -> checkpoints/demo/
   gair train --config train/configs/demo.yaml --resume        # continue after a kill
+  gair train --config demo --resume --revalidate              # re-score a finished run
   gair train --config demo --set model.inr.mode=center-pool --out checkpoints/demo-pool
   gair train --config paper --set trainer.devices=8 --set trainer.num_nodes=4
 see docs/TRAINING.md"""
@@ -31,6 +32,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.ckpt")
     parser.add_argument("--out", metavar="RUN_DIR", help="run dir (default: the config's run_dir)")
+    parser.add_argument(
+        "--revalidate",
+        action="store_true",
+        help="with --resume: validate the run's last weights again (the current metrics code) "
+        "and rewrite config.json, even when training has nothing left to do",
+    )
     parser.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
     parser.add_argument(
         "--set",
@@ -49,10 +56,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.revalidate and not args.resume:
+        raise ValueError("--revalidate needs --resume: it re-scores the run saved in last.ckpt")
     cfg = load_config(args.config, args.overrides, args.max_steps)
     from train.runner import train  # heavy imports (lightning) only once the config is valid
 
-    summary = train(cfg, out=args.out, resume=args.resume)
+    summary = train(cfg, out=args.out, resume=args.resume, revalidate=args.revalidate)
     summary.pop("module", None)
     if summary.pop("rank", 0) != 0:  # under DDP every rank runs this; rank 0 reports
         return 0

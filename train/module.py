@@ -149,6 +149,7 @@ class GAIRTraining(L.LightningModule):
             self.baseline_latlon,
             None if extra is None else self.location_embeddings(extra.to(self.device)),
             extra,
+            logit_scale=self.model.logit_scale(),
         )
         self.log_dict(metrics, batch_size=1, sync_dist=True)  # equal on all ranks already
         self.last_metrics = metrics
@@ -174,9 +175,18 @@ class GAIRTraining(L.LightningModule):
                 f"in the gallery, {metrics['val/loc_median_km_train_only']:.0f} km with the "
                 "training locations alone"
             )
+        if "val/loc_posterior_median_km" in metrics:
+            suffix = {"train": "_train_only", "heldout+train": "_with_train"}.get(
+                bar["loc_gallery"], ""
+            )
+            text += (
+                f"; posterior median {metrics['val/loc_posterior_median_km' + suffix]:.0f} km "
+                f"({bar['loc_gallery']} gallery)"
+            )
         text += (
             f"; always-median baseline {metrics.get('val/baseline_median_km', 0):.0f} km "
-            f"({bar['loc_gain_over_median_baseline']:.2f}x better, {bar['loc_gallery']} gallery)"
+            f"({bar['loc_gain_over_median_baseline']:.2f}x better: {bar['loc_answer']}, "
+            f"{bar['loc_gallery']} gallery)"
         )
         log.info(text + ("; quality bar met" if bar["met"] else ""))
 

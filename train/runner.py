@@ -133,6 +133,7 @@ def train(
     resume: bool = False,
     datasets=None,
     callbacks=(),
+    revalidate: bool = False,
 ) -> dict:
     """Train by a validated config. Returns a summary (run dir, steps, final metrics).
 
@@ -141,6 +142,8 @@ def train(
         resume: continue from `out/last.ckpt`.
         datasets: optional (train, val, fingerprint) instead of the config's data (tests).
         callbacks: extra Lightning callbacks (tests).
+        revalidate: validate (and export) after fitting even when the last validation was at
+            the final step: re-scores a finished run with the current metrics code.
     """
     quiet_lightning()
     run_dir = Path(out or cfg["run_dir"] or f"runs/{cfg['name']}")
@@ -154,12 +157,12 @@ def train(
     if cfg["trainer"]["cpu_threads"]:
         torch.set_num_threads(cfg["trainer"]["cpu_threads"])
     try:
-        return _fit(cfg, run_dir, ckpt, resume_step, datasets, callbacks)
+        return _fit(cfg, run_dir, ckpt, resume_step, datasets, callbacks, revalidate)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(cfg, run_dir, ckpt, resume_step, datasets, callbacks) -> dict:
+def _fit(cfg, run_dir, ckpt, resume_step, datasets, callbacks, revalidate=False) -> dict:
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
 
     datamodule = GAIRDataModule(cfg, datasets)  # opens the data first: a missing world fails fast
@@ -177,7 +180,7 @@ def _fit(cfg, run_dir, ckpt, resume_step, datasets, callbacks) -> dict:
     if trainer.interrupted:
         raise KeyboardInterrupt
     steps_run = trainer.global_step - (resume_step or 0)
-    if module.last_val_step != trainer.global_step:
+    if revalidate or module.last_val_step != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)  # final metrics + export
     metrics = {k.removeprefix("val/"): v for k, v in module.last_metrics.items()}
     return {

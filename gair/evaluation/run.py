@@ -18,6 +18,7 @@ from gair.evaluation.features import method_features, render_queries
 from gair.evaluation.report import markdown_table, read_eval  # noqa: F401  (re-exported)
 from gair.evaluation.tasks import default_tasks
 from gair.geo import haversine_km
+from gair.geolocate import geographic_median, locate
 from gair.heads import Heads
 
 log = logging.getLogger(__name__)
@@ -71,16 +72,19 @@ def geolocation_rows(
     return rows
 
 
-def geographic_median(latlon: np.ndarray) -> np.ndarray:
-    """The medoid-like geographic median: the training point minimising total distance (sampled)."""
-    cand = latlon[:: max(1, len(latlon) // 500)]
-    total = haversine_km(cand[:, None], latlon[None, :]).sum(1)
-    return cand[np.argmin(total)]
-
-
 def geolocate(
     embedder: Embedder, sv_emb: np.ndarray, gallery: np.ndarray, gallery_emb=None
 ) -> np.ndarray:
+    """The product's answer: the posterior geometric median over the gallery's location
+    embeddings at the model's training temperature (`gair.geolocate.locate`)."""
+    gallery_emb = embedder.location(gallery) if gallery_emb is None else gallery_emb
+    return locate(sv_emb, gallery_emb, gallery, embedder.logit_scale).numpy()
+
+
+def geolocate_best_entry(
+    embedder: Embedder, sv_emb: np.ndarray, gallery: np.ndarray, gallery_emb=None
+) -> np.ndarray:
+    """The posterior's mode: the gallery coordinate with the best location-embedding score."""
     gallery_emb = embedder.location(gallery) if gallery_emb is None else gallery_emb
     return gallery[np.argmax(sv_emb @ gallery_emb.T, axis=1)]
 
@@ -186,7 +190,14 @@ def evaluate(
         for method, emb in (("gair", embedder), ("random-init", random_embedder)):
             sv_emb = emb.street_view(views)
             rows += retrieval_rows(method, sv_emb, emb.point(test_ll))
-            rows += geolocation_rows(method, geolocate(emb, sv_emb, gallery), test_ll)
+            gallery_emb = emb.location(gallery)
+            rows += geolocation_rows(method, geolocate(emb, sv_emb, gallery, gallery_emb), test_ll)
+            rows += geolocation_rows(
+                method,
+                geolocate_best_entry(emb, sv_emb, gallery, gallery_emb),
+                test_ll,
+                "geolocalization-best-entry",
+            )
             rows += geolocation_rows(
                 method, geolocate_xview(emb, sv_emb, gallery), test_ll, "geolocalization-xview"
             )

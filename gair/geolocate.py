@@ -1,0 +1,110 @@
+"""Street view -> coordinates: the posterior geometric median over a gallery of places.
+
+GAIR's SECL loss trains softmax_g(cos(s, e_g) / tau) over gallery locations g to be the
+probability that view s was taken at g (GeoCLIP reads its GPS gallery the same way). Answering
+the best-scoring gallery entry is that posterior's mode. The error of an answer is great-circle
+km, and the point that minimises the expected km is the posterior's spherical geometric median:
+when a view only says "somewhere in the USA", the mode is an arbitrary US town while the median
+is the middle of the USA. tau is the model's own training temperature, so nothing here is tuned
+on the places being scored. The gallery's density is the prior (denser where more places are).
+
+Shapes: query [Q, E], gallery_emb [G, E] (any scale: both are L2-normalised here),
+gallery_latlon [G, 2] degrees; results [Q, 2] (lat, lon) degrees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def latlon_to_xyz(latlon: torch.Tensor) -> torch.Tensor:
+    """(..., 2) (lat, lon) degrees -> (..., 3) unit vectors."""
+    lat, lon = torch.deg2rad(latlon[..., 0]), torch.deg2rad(latlon[..., 1])
+    return torch.stack([lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()], -1)
+
+
+def xyz_to_latlon(xyz: torch.Tensor) -> torch.Tensor:
+    """(..., 3) vectors (any length > 0) -> (..., 2) (lat, lon) degrees, lon in [-180, 180]."""
+    xyz = xyz / xyz.norm(dim=-1, keepdim=True)
+    lat = torch.rad2deg(torch.asin(xyz[..., 2].clamp(-1.0, 1.0)))
+    return torch.stack([lat, torch.rad2deg(torch.atan2(xyz[..., 1], xyz[..., 0]))], -1)
+
+
+def spherical_median(
+    xyz: torch.Tensor, weights: torch.Tensor, iters: int = 200, tol: float = 1e-7
+) -> torch.Tensor:
+    """Weighted geometric median on the unit sphere, batched (Weiszfeld with great-circle
+    distances): points xyz [K, 3] shared by all queries or [Q, K, 3] per query, unit vectors;
+    weights [Q, K] >= 0 -> [Q, 3] unit vectors.
+
+    Starts at the normalised weighted mean; each step re-weights by 1 / angular distance. A
+    query stops once its estimate moves less than `tol` (chord length; 1e-7 ~ 0.6 m), so the
+    spread-out posteriors that converge slowly do not hold the others up.
+    """
+    shared = xyz.ndim == 2
+    x = weights @ xyz if shared else torch.bmm(weights[:, None, :], xyz)[:, 0]
+    first = xyz[0].expand_as(x) if shared else xyz[:, 0]
+    x = torch.where(x.norm(dim=-1, keepdim=True) < 1e-12, first, x)  # balanced round the globe
+    x = x / x.norm(dim=-1, keepdim=True)
+    active = torch.arange(x.shape[0], device=x.device)
+    for _ in range(iters):
+        if active.numel() == 0:
+            break
+        w, cur = weights[active], x[active]
+        pts = xyz if shared else xyz[active]
+        dots = cur @ pts.T if shared else torch.bmm(pts, cur[:, :, None])[..., 0]
+        w = w / torch.arccos(dots.clamp(-1.0, 1.0)).clamp_min(1e-9)
+        new = w @ pts if shared else torch.bmm(w[:, None, :], pts)[:, 0]
+        new = new / new.norm(dim=-1, keepdim=True)
+        x[active] = new
+        active = active[(new - cur).norm(dim=-1) >= tol]
+    return x
+
+
+def geographic_median(latlon) -> np.ndarray:
+    """(lat, lon) of the spherical geometric median of points [N, 2] (degrees): the single
+    answer with the least total great-circle distance to them."""
+    pts = latlon_to_xyz(torch.as_tensor(np.asarray(latlon, np.float64)))
+    weights = torch.ones(1, len(pts), dtype=pts.dtype)
+    return xyz_to_latlon(spherical_median(pts, weights))[0].numpy()
+
+
+@torch.no_grad()
+def locate(
+    query,
+    gallery_emb,
+    gallery_latlon,
+    logit_scale: float,
+    top_k: int | None = None,
+    chunk: int = 256,
+) -> torch.Tensor:
+    """Posterior geometric median of each query over the gallery: [Q, 2] (lat, lon) degrees.
+
+    Args:
+        logit_scale: 1 / tau, the model's training temperature (`GAIR.logit_scale()`).
+        top_k: keep only the K most probable gallery entries per query (renormalised), for
+            speed on large galleries; None uses the whole posterior.
+        chunk: queries per batch (memory ~ a few chunk x G float64).
+    """
+    q = F.normalize(torch.as_tensor(query).double(), dim=-1)
+    g = F.normalize(torch.as_tensor(gallery_emb).to(q), dim=-1)
+    ll = torch.as_tensor(gallery_latlon, dtype=torch.float64, device=q.device)
+    if q.shape[-1] != g.shape[-1] or ll.shape != (g.shape[0], 2):
+        raise ValueError(
+            f"locate: query [Q, E] {tuple(q.shape)}, gallery_emb [G, E] {tuple(g.shape)} and "
+            f"gallery_latlon [G, 2] {tuple(ll.shape)} do not match"
+        )
+    if not logit_scale > 0:
+        raise ValueError(f"locate: logit_scale must be > 0, got {logit_scale!r}")
+    xyz = latlon_to_xyz(ll)
+    out = []
+    for start in range(0, q.shape[0], chunk):
+        w = torch.softmax(q[start : start + chunk] @ g.T * logit_scale, dim=1)
+        pts = xyz
+        if top_k is not None and top_k < w.shape[1]:
+            w, idx = w.topk(top_k, dim=1)
+            pts = xyz[idx]  # [chunk, top_k, 3]
+        out.append(spherical_median(pts, w / w.sum(1, keepdim=True)))
+    return xyz_to_latlon(torch.cat(out))
