@@ -36,9 +36,10 @@ def save_model(model, run_dir: str | Path, extra: dict | None = None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(run_dir / WEIGHTS) as tmp:
-        save_file(
-            state, str(tmp), metadata={"format": "gair", "format_version": str(FORMAT_VERSION)}
-        )
+        # One metadata entry: safetensors writes the map in hash order, so two entries made
+        # the bytes (and `weights_sha256`, the checkpoint's identity) differ between saves of
+        # the same weights. The format version lives in config.json.
+        save_file(state, str(tmp), metadata={"format": f"gair/{FORMAT_VERSION}"})
     previous = read_run_config(run_dir) if (run_dir / CONFIG).exists() else {}
     meta = {k: v for k, v in previous.items() if k not in ("model", "weights_sha256")}
     meta.update(extra or {})

@@ -105,6 +105,20 @@ def test_save_load_round_trip(tmp_path):
     assert not list((tmp_path / "run").glob("*.tmp"))
 
 
+def test_saving_the_same_weights_gives_the_same_bytes(tmp_path):
+    """The weights' SHA-256 is the checkpoint's identity (indexes and eval results record it):
+    saving unchanged weights again must not change it."""
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    hashes = {
+        json.loads((save_model(model, tmp_path / f"run{i}") / "config.json").read_text())[
+            "weights_sha256"
+        ]
+        for i in range(8)  # safetensors wrote a two-entry metadata map in random order
+    }
+    assert len(hashes) == 1
+
+
 def test_truncated_or_tampered_weights_are_rejected(tmp_path):
     model = build_model("tiny")
     run = save_model(model, tmp_path / "run")
