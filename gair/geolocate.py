@@ -71,6 +71,13 @@ def geographic_median(latlon) -> np.ndarray:
     return xyz_to_latlon(spherical_median(pts, weights))[0].numpy()
 
 
+def _tensor(x) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    x = np.asarray(x)
+    return torch.from_numpy(x if x.flags.writeable else x.copy())  # e.g. a read-only memmap
+
+
 @torch.no_grad()
 def locate(
     query,
@@ -88,9 +95,9 @@ def locate(
             speed on large galleries; None uses the whole posterior.
         chunk: queries per batch (memory ~ a few chunk x G float64).
     """
-    q = F.normalize(torch.as_tensor(query).double(), dim=-1)
-    g = F.normalize(torch.as_tensor(gallery_emb).to(q), dim=-1)
-    ll = torch.as_tensor(gallery_latlon, dtype=torch.float64, device=q.device)
+    q = F.normalize(_tensor(query).float(), dim=-1)  # cosines in float32, the rest in float64
+    g = F.normalize(_tensor(gallery_emb).to(q), dim=-1)
+    ll = _tensor(gallery_latlon).to(dtype=torch.float64, device=q.device)
     if q.shape[-1] != g.shape[-1] or ll.shape != (g.shape[0], 2):
         raise ValueError(
             f"locate: query [Q, E] {tuple(q.shape)}, gallery_emb [G, E] {tuple(g.shape)} and "
@@ -101,7 +108,7 @@ def locate(
     xyz = latlon_to_xyz(ll)
     out = []
     for start in range(0, q.shape[0], chunk):
-        w = torch.softmax(q[start : start + chunk] @ g.T * logit_scale, dim=1)
+        w = torch.softmax((q[start : start + chunk] @ g.T).double() * logit_scale, dim=1)
         pts = xyz
         if top_k is not None and top_k < w.shape[1]:
             w, idx = w.topk(top_k, dim=1)

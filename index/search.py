@@ -67,6 +67,7 @@ class GridIndex:
         self._cell_pos = {cid: i for i, cid in enumerate(self.cells["cell_id"])}
         self._lock = vectors.SearchLock()
         self._embed_lock = threading.Lock()  # torch modules: one query embeds at a time
+        self._cell_latlon = self._cell_location = None  # tensors for locate_view, on first use
 
     @classmethod
     def open(
@@ -159,6 +160,26 @@ class GridIndex:
             "cells": self.search_cells(vec, k, origin=origin),
             "streetviews": self.search_streetviews(vec, k, origin=origin),
         }
+
+    def locate_view(self, vec: np.ndarray) -> tuple[float, float]:
+        """Where a street view (its SV embedding [E]) was most likely taken: the posterior
+        geometric median of its location-encoder scores over every cell (`gair.geolocate`),
+        as (lat, lon). The cells are the prior: every place of the grid is equally likely."""
+        import torch
+
+        from gair.geolocate import locate
+
+        with self._embed_lock:
+            if self._cell_latlon is None:  # the first call reads the location embeddings once
+                self._cell_latlon = torch.from_numpy(
+                    np.array(self.cells[["lat", "lon"]], np.float64)  # a writable copy
+                )
+                self._cell_location = torch.from_numpy(np.array(self.cell_location, np.float32))
+            scale = self.embedder.logit_scale
+        where = locate(
+            np.asarray(vec, np.float32)[None], self._cell_location, self._cell_latlon, scale
+        )
+        return float(where[0, 0]), float(where[0, 1])
 
     def similarity_to_all_cells(self, vec: np.ndarray) -> np.ndarray:
         """Cosine similarity of `vec` to every cell [N] (for heatmaps); exact, vectorised."""

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from app import assets, logic, maps, raster
+from gair.geo import haversine_km
 from tests.e2e.support import build_app_index
 
 
@@ -121,6 +122,14 @@ def test_gallery_view_finds_itself(res):
     assert out["streetviews"].iloc[0]["sv_id"] == row["sv_id"]
     assert out["streetviews"].iloc[0]["similarity"] == pytest.approx(1.0, abs=1e-4)
     assert out["error_km"] >= 0 and out["guess"] is not None
+    lat, lon = out["located"]  # the location encoder's posterior median over every cell
+    assert -90 <= lat <= 90 and -180 <= lon <= 180
+    truth = np.array([row["lat"], row["lon"]])
+    assert out["located_error_km"] == pytest.approx(
+        float(haversine_km(truth, np.array([lat, lon])))
+    )
+    table = logic.results_table(out)
+    assert table.iloc[1]["kind"] == "estimate" and table.iloc[1]["lat"] == pytest.approx(lat)
     assert out["overlay"]["png"][:4] == b"\x89PNG"
     gj = json.loads(logic.to_geojson(out))  # the search result exports too: truth first
     assert gj["features"][0]["properties"]["kind"] == "query"

@@ -12,6 +12,7 @@ import torch
 
 from gair import build_model, save_model
 from gair.embed import Embedder, Tiling
+from gair.geolocate import locate
 from index import build as build_mod
 from index.build import BuildSpec, build_index
 from index.search import GridIndex, IndexMismatchError
@@ -116,6 +117,15 @@ def test_street_view_query_and_cell_query(built, spec, world):
     result = index.query_image(view, k=3)
     assert len(result["cells"]) == 3 and len(result["streetviews"]) == 3
     assert result["embedding"].shape == (index.embedder.dim,)
+    lat, lon = index.locate_view(result["embedding"])  # posterior median over all cells
+    direct = locate(
+        result["embedding"][None],
+        np.asarray(index.cell_location),
+        index.cells[["lat", "lon"]].to_numpy(),
+        index.embedder.logit_scale,
+    )[0]
+    assert (lat, lon) == pytest.approx(tuple(direct.tolist()))
+    assert -90 <= lat <= 90 and -180 <= lon <= 180
     cid = index.cells.iloc[3]["cell_id"]
     assert index.query_cell(cid, k=2)["cells"].iloc[0]["cell_id"] == cid
     with pytest.raises(ValueError, match="not in this index"):

@@ -11,7 +11,9 @@ import pandas as pd
 
 
 def results_table(result: dict) -> pd.DataFrame:
-    """One tidy table of a result: the query, its top places and top street views."""
+    """One tidy table of a result: the query, the estimated location (image searches), its top
+    places and top street views. `distance_km` is from the query point (for the estimate: its
+    error, when the true location is known)."""
     q = result["query"]
     rows = []
     if result["kind"] == "point":
@@ -36,6 +38,18 @@ def results_table(result: dict) -> pd.DataFrame:
                 "lon": q["truth"][1],
                 "similarity": 1.0,
                 "distance_km": 0.0,
+            }
+        )
+    if result.get("located"):  # the location encoder's estimate of where a view was taken
+        rows.append(
+            {
+                "kind": "estimate",
+                "rank": 0,
+                "id": "",
+                "lat": result["located"][0],
+                "lon": result["located"][1],
+                "similarity": None,
+                "distance_km": result.get("located_error_km"),
             }
         )
     for kind, frame, id_col in (

@@ -97,8 +97,10 @@ def image_search(
     res, image: np.ndarray | None = None, sv_row=None, k: int = K_DEFAULT, heatmap: bool = True
 ) -> dict:
     """Where was this street view taken? Embeds an image (or a gallery row's view) with the SV
-    encoder and compares it with every place; returns the heatmap, the top places and, for a
-    gallery view, the true location and the top place's error in km."""
+    encoder and compares it with every place; returns the heatmap, the top places (by RS-INR
+    similarity; `guess` is the first), `located`: the location encoder's posterior median over
+    every place (`GridIndex.locate_view`) and, for a gallery view, the true location and both
+    answers' errors in km."""
     from gair import geo
 
     t0 = time.perf_counter()
@@ -116,13 +118,18 @@ def image_search(
     heat = _executor().submit(
         _places_and_overlay, res, vec, k, truth, heatmap, "similarity to the street view"
     )
+    estimate = _executor().submit(res.index.locate_view, vec)
     svs, thumbs, _ = _views(res, vec, k, truth, True)
     places, overlay, _ = heat.result()
     top = places.iloc[0] if len(places) else None
     guess = (float(top["lat"]), float(top["lon"])) if top is not None else None
-    error_km = (
-        float(geo.haversine_km(np.array(truth), np.array(guess))) if truth and guess else None
-    )
+    located = estimate.result()
+
+    def km_from_truth(point):
+        return (
+            float(geo.haversine_km(np.array(truth), np.array(point))) if truth and point else None
+        )
+
     return {
         "kind": "image",
         "query": {
@@ -137,7 +144,9 @@ def image_search(
         "thumbnails": thumbs,
         "overlay": overlay,
         "guess": guess,
-        "error_km": error_km,
+        "error_km": km_from_truth(guess),
+        "located": located,
+        "located_error_km": km_from_truth(located),
         "timings_ms": {"total": _ms(t0)},
     }
 

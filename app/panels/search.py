@@ -110,10 +110,24 @@ def render(res, k: int, on_fly) -> None:
     with c2:
         m1, m2, m3 = st.columns(3)
         if result["guess"]:
-            m1.metric("Best place", fmt_latlon(*result["guess"]))
+            m1.metric(
+                "Best place",
+                fmt_latlon(*result["guess"]),
+                help="the place whose RS-INR embedding is most like the view's (first of Top places)",
+            )
+        if result.get("located"):
+            m2.metric(
+                "Estimated location",
+                fmt_latlon(*result["located"]),
+                help="the location encoder's answer: the median of its probabilities over every "
+                "place, the point with the least expected error in km",
+            )
         if result["error_km"] is not None:
-            m2.metric("Error of the best place", f"{result['error_km']:,.0f} km")
             m3.metric("True location", fmt_latlon(*result["query"]["truth"]))
+            e1, e2, _ = st.columns(3)
+            e1.metric("Error of the best place", f"{result['error_km']:,.0f} km")
+            if result.get("located_error_km") is not None:
+                e2.metric("Error of the estimate", f"{result['located_error_km']:,.0f} km")
         st.caption(
             "On the map: the heatmap is this view's similarity to every place (switch with *Heatmap shows* in the sidebar); cyan = top places, green = true location."
         )
