@@ -35,28 +35,24 @@ def xyz_to_latlon(xyz: torch.Tensor) -> torch.Tensor:
 def spherical_median(
     xyz: torch.Tensor, weights: torch.Tensor, iters: int = 200, tol: float = 1e-7
 ) -> torch.Tensor:
-    """Weighted geometric median on the unit sphere, batched (Weiszfeld with great-circle
-    distances): points xyz [K, 3] shared by all queries or [Q, K, 3] per query, unit vectors;
-    weights [Q, K] >= 0 -> [Q, 3] unit vectors.
+    """Weighted geometric medians on the unit sphere (Weiszfeld with great-circle distances):
+    points xyz [K, 3] unit vectors, one weighting per query weights [Q, K] >= 0 -> [Q, 3] unit
+    vectors.
 
     Starts at the normalised weighted mean; each step re-weights by 1 / angular distance. A
     query stops once its estimate moves less than `tol` (chord length; 1e-7 ~ 0.6 m), so the
     spread-out posteriors that converge slowly do not hold the others up.
     """
-    shared = xyz.ndim == 2
-    x = weights @ xyz if shared else torch.bmm(weights[:, None, :], xyz)[:, 0]
-    first = xyz[0].expand_as(x) if shared else xyz[:, 0]
-    x = torch.where(x.norm(dim=-1, keepdim=True) < 1e-12, first, x)  # balanced round the globe
+    x = weights @ xyz
+    x = torch.where(x.norm(dim=-1, keepdim=True) < 1e-12, xyz[0], x)  # balanced round the globe
     x = x / x.norm(dim=-1, keepdim=True)
     active = torch.arange(x.shape[0], device=x.device)
     for _ in range(iters):
         if active.numel() == 0:
             break
-        w, cur = weights[active], x[active]
-        pts = xyz if shared else xyz[active]
-        dots = cur @ pts.T if shared else torch.bmm(pts, cur[:, :, None])[..., 0]
-        w = w / torch.arccos(dots.clamp(-1.0, 1.0)).clamp_min(1e-9)
-        new = w @ pts if shared else torch.bmm(w[:, None, :], pts)[:, 0]
+        cur = x[active]
+        w = weights[active] / torch.arccos((cur @ xyz.T).clamp(-1.0, 1.0)).clamp_min(1e-9)
+        new = w @ xyz
         new = new / new.norm(dim=-1, keepdim=True)
         x[active] = new
         active = active[(new - cur).norm(dim=-1) >= tol]
@@ -84,15 +80,12 @@ def locate(
     gallery_emb,
     gallery_latlon,
     logit_scale: float,
-    top_k: int | None = None,
     chunk: int = 256,
 ) -> torch.Tensor:
     """Posterior geometric median of each query over the gallery: [Q, 2] (lat, lon) degrees.
 
     Args:
         logit_scale: 1 / tau, the model's training temperature (`GAIR.logit_scale()`).
-        top_k: keep only the K most probable gallery entries per query (renormalised), for
-            speed on large galleries; None uses the whole posterior.
         chunk: queries per batch (memory ~ a few chunk x G float64).
     """
     q = F.normalize(_tensor(query).float(), dim=-1)  # cosines in float32, the rest in float64
@@ -109,9 +102,5 @@ def locate(
     out = []
     for start in range(0, q.shape[0], chunk):
         w = torch.softmax((q[start : start + chunk] @ g.T).double() * logit_scale, dim=1)
-        pts = xyz
-        if top_k is not None and top_k < w.shape[1]:
-            w, idx = w.topk(top_k, dim=1)
-            pts = xyz[idx]  # [chunk, top_k, 3]
-        out.append(spherical_median(pts, w / w.sum(1, keepdim=True)))
+        out.append(spherical_median(xyz, w))
     return xyz_to_latlon(torch.cat(out))

@@ -16,13 +16,10 @@ def test_latlon_xyz_round_trip_across_the_antimeridian_and_poles():
     assert haversine_km(back, latlon).max() < 1e-6
 
 
-@pytest.mark.parametrize("per_query", [False, True])
-def test_spherical_median_is_the_middle_and_respects_a_dominant_weight(per_query):
+def test_spherical_median_is_the_middle_and_respects_a_dominant_weight():
     latlon = torch.tensor([[0.0, -10.0], [0.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
-    pts = latlon_to_xyz(latlon)  # [K, 3] shared by the queries, or [Q, K, 3] each its own
-    pts = pts.expand(2, -1, -1) if per_query else pts
     weights = torch.tensor([[1.0, 1.0, 1.0], [0.6, 0.2, 0.2]], dtype=torch.float64)
-    median = xyz_to_latlon(spherical_median(pts, weights))
+    median = xyz_to_latlon(spherical_median(latlon_to_xyz(latlon), weights))
     assert haversine_km(median[0], latlon[1]).item() < 1e-3  # the middle point
     # a point holding more than half of the weight is the weighted median (Weiszfeld's rule)
     assert haversine_km(median[1], latlon[0]).item() < 1.0
@@ -58,16 +55,24 @@ def test_an_unsure_posterior_answers_the_middle_of_its_candidates():
         assert haversine_km(c[None], candidates).mean() > expected_km + 100.0
 
 
-def test_top_k_matches_the_full_posterior_when_the_rest_has_no_mass():
+def test_chunks_do_not_change_the_answers():
     g = torch.Generator().manual_seed(0)
     gallery_emb = torch.randn(300, 16, generator=g)
     gallery_latlon = torch.stack(
         [torch.rand(300, generator=g) * 140 - 70, torch.rand(300, generator=g) * 360 - 180], -1
     ).double()
     query = gallery_emb[:20] + 0.3 * torch.randn(20, 16, generator=g)
-    full = locate(query, gallery_emb, gallery_latlon, logit_scale=100.0, chunk=7)
-    top = locate(query, gallery_emb, gallery_latlon, logit_scale=100.0, top_k=50)
-    assert haversine_km(full, top).max() < 1.0
+    whole = locate(query, gallery_emb, gallery_latlon, logit_scale=30.0)
+    chunked = locate(query, gallery_emb, gallery_latlon, logit_scale=30.0, chunk=7)
+    assert haversine_km(whole, chunked).max() < 1e-3
+    # a sharp posterior answers (about) the best entry, a flat one somewhere in between
+    sharp = locate(query, gallery_emb, gallery_latlon, logit_scale=1e3)
+    cos = (
+        torch.nn.functional.normalize(query, dim=-1)
+        @ torch.nn.functional.normalize(gallery_emb, dim=-1).T
+    )
+    best = gallery_latlon[cos.argmax(1)]
+    assert haversine_km(sharp, best).median() < 1.0
 
 
 @pytest.mark.parametrize(
