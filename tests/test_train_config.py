@@ -196,6 +196,7 @@ def test_validation_scores_the_posterior_median_answer_with_the_temperature():
     bar = quality_bar(m)
     assert bar["loc_answer"] == "posterior-median" and bar["loc_gallery"] == "train"
     assert bar["loc_gain_over_median_baseline"] == m["val/loc_posterior_gain_train_only"]
+    assert bar["loc_median_km"] == m["val/loc_posterior_median_km_train_only"]
 
 
 def test_train_only_gallery_answers_the_nearest_matching_training_place():

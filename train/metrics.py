@@ -156,6 +156,7 @@ def quality_bar(metrics: dict[str, float]) -> dict:
     gain = metrics.get(key, float("nan"))
     return {
         "r10_over_chance": r10x,
+        "loc_median_km": metrics.get(key.replace("_gain", "_median_km"), float("nan")),
         "loc_gain_over_median_baseline": gain,
         "loc_gallery": gallery,
         "loc_answer": answer,

@@ -175,18 +175,10 @@ class GAIRTraining(L.LightningModule):
                 f"in the gallery, {metrics['val/loc_median_km_train_only']:.0f} km with the "
                 "training locations alone"
             )
-        if "val/loc_posterior_median_km" in metrics:
-            suffix = {"train": "_train_only", "heldout+train": "_with_train"}.get(
-                bar["loc_gallery"], ""
-            )
-            text += (
-                f"; posterior median {metrics['val/loc_posterior_median_km' + suffix]:.0f} km "
-                f"({bar['loc_gallery']} gallery)"
-            )
         text += (
-            f"; always-median baseline {metrics.get('val/baseline_median_km', 0):.0f} km "
-            f"({bar['loc_gain_over_median_baseline']:.2f}x better: {bar['loc_answer']}, "
-            f"{bar['loc_gallery']} gallery)"
+            f"; {bar['loc_answer']} answer {bar['loc_median_km']:.0f} km on the "
+            f"{bar['loc_gallery']} gallery, {bar['loc_gain_over_median_baseline']:.2f}x better "
+            f"than the always-median baseline ({metrics.get('val/baseline_median_km', 0):.0f} km)"
         )
         log.info(text + ("; quality bar met" if bar["met"] else ""))
 

@@ -73,19 +73,15 @@ def geolocation_rows(
 
 
 def geolocate(
-    embedder: Embedder, sv_emb: np.ndarray, gallery: np.ndarray, gallery_emb=None
+    embedder: Embedder, sv_emb: np.ndarray, gallery: np.ndarray, gallery_emb
 ) -> np.ndarray:
     """The product's answer: the posterior geometric median over the gallery's location
-    embeddings at the model's training temperature (`gair.geolocate.locate`)."""
-    gallery_emb = embedder.location(gallery) if gallery_emb is None else gallery_emb
+    embeddings `gallery_emb` at the model's training temperature (`gair.geolocate.locate`)."""
     return locate(sv_emb, gallery_emb, gallery, embedder.logit_scale).numpy()
 
 
-def geolocate_best_entry(
-    embedder: Embedder, sv_emb: np.ndarray, gallery: np.ndarray, gallery_emb=None
-) -> np.ndarray:
+def geolocate_best_entry(sv_emb: np.ndarray, gallery: np.ndarray, gallery_emb) -> np.ndarray:
     """The posterior's mode: the gallery coordinate with the best location-embedding score."""
-    gallery_emb = embedder.location(gallery) if gallery_emb is None else gallery_emb
     return gallery[np.argmax(sv_emb @ gallery_emb.T, axis=1)]
 
 
@@ -194,7 +190,7 @@ def evaluate(
             rows += geolocation_rows(method, geolocate(emb, sv_emb, gallery, gallery_emb), test_ll)
             rows += geolocation_rows(
                 method,
-                geolocate_best_entry(emb, sv_emb, gallery, gallery_emb),
+                geolocate_best_entry(sv_emb, gallery, gallery_emb),
                 test_ll,
                 "geolocalization-best-entry",
             )
