@@ -192,18 +192,15 @@ def overlay_url(png: bytes) -> str:
     instead of a data URL keeps the map update small: folium/branca compile every rendered
     snippet as a Jinja template, and lexing a ~100 kB base64 string costs ~100 ms a click."""
     import hashlib
-    import os
-    import tempfile
+
+    from gair.atomic import atomic_path  # temp beside the target, mode per umask, swept
 
     global _overlay_writes
     name = hashlib.sha1(png).hexdigest()[:20] + ".png"
     path = OVERLAY_DIR / name
     if not path.is_file():
-        OVERLAY_DIR.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=OVERLAY_DIR, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(png)
-        os.replace(tmp, path)
+        with atomic_path(path, durable=False) as tmp:
+            tmp.write_bytes(png)
         with _overlay_lock:
             _overlay_writes += 1
             if _overlay_writes % 100 == 0:
@@ -212,6 +209,9 @@ def overlay_url(png: bytes) -> str:
 
 
 def _prune_overlays() -> None:
+    from gair.atomic import remove_stale_temps
+
+    remove_stale_temps(OVERLAY_DIR)  # temps of killed writes (their names are not reused)
     files = sorted(OVERLAY_DIR.glob("*.png"), key=lambda p: p.stat().st_mtime)
     for old in files[:-OVERLAY_KEEP]:
         old.unlink(missing_ok=True)

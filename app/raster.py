@@ -289,8 +289,7 @@ def build_world_tiles(
     """Write the world's RS layer as XYZ Web Mercator JPEG tiles `{z}/{x}/{y}.jpg`, zoom
     0..max_zoom (zoom 5 = 8192 px around the equator, finer than the 5400 px raster), then a
     `tiles.json` marker written last (a half-written tile set is never taken as complete)."""
-    import os
-    import tempfile
+    from gair.atomic import atomic_path  # temp beside the target, mode per umask, swept
 
     tiles_dir = Path(tiles_dir)
     rgb = world_rgb(world)
@@ -309,12 +308,9 @@ def build_world_tiles(
             strip = _sample_bilinear(rgb, src_rows, src_cols)  # [256, size, 3]
             for tx in range(n):
                 out = tiles_dir / str(z) / str(tx) / f"{ty}.jpg"
-                out.parent.mkdir(parents=True, exist_ok=True)
                 tile = Image.fromarray(strip[:, tx * TILE_PX : (tx + 1) * TILE_PX])
-                fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-                with os.fdopen(fd, "wb") as fh:
+                with atomic_path(out, durable=False) as tmp, open(tmp, "wb") as fh:
                     tile.save(fh, format="JPEG", quality=quality)
-                os.replace(tmp, out)
                 count += 1
     meta = {
         "format": TILES_FORMAT,
@@ -322,8 +318,6 @@ def build_world_tiles(
         "max_zoom": max_zoom,
         "tiles": count,
     }
-    marker = tiles_marker(tiles_dir)
-    tmp = marker.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, marker)
+    with atomic_path(tiles_marker(tiles_dir), durable=False) as tmp:
+        tmp.write_text(json.dumps(meta))
     return meta

@@ -13,7 +13,7 @@ import contextlib
 import threading
 from pathlib import Path
 
-from gair.run_dir import read_run_config
+from gair.run_dir import checkpoint_hash, read_run_config
 
 
 class DeferredEmbedder:
@@ -30,7 +30,7 @@ class DeferredEmbedder:
         self.run_dir = Path(run_dir)
         self.world = world
         self.run_config = read_run_config(self.run_dir)
-        self.checkpoint_hash = self.run_config["weights_sha256"]
+        self.checkpoint_hash = checkpoint_hash(self.run_dir)  # ValueError when not recorded
         self.config = self.run_config["model"]
         self._threads = threads
         self._kwargs = kwargs
@@ -40,9 +40,9 @@ class DeferredEmbedder:
     def verify_weights(self) -> None:
         """ValueError unless the weights file exists and matches config.json's SHA-256 (the
         check `load_model` makes, done early so a bad checkpoint fails when opened)."""
-        from gair.run_dir import WEIGHTS, file_sha256
+        from gair.run_dir import committed_weights, file_sha256
 
-        path = self.run_dir / WEIGHTS
+        path = committed_weights(self.run_dir, self.run_config)
         if not path.is_file():
             raise ValueError(f"{path} is missing")
         if file_sha256(path) != self.checkpoint_hash:

@@ -1,17 +1,31 @@
 """A run dir's files and identity, read without torch: `config.json` (model config, metrics,
 the weights' SHA-256) next to `model.safetensors`. `gair.checkpoint` writes and loads them;
 light readers (the app's first page, `gair --help`) use this module alone.
+
+A save commits in one step, `config.json`: the new weights are first written complete beside the
+old ones as `.model.safetensors.<sha256>.staged` (content-addressed), then config.json naming
+that SHA-256 replaces the old one (the commit), then the staged file is renamed over
+`model.safetensors`. A save killed before the commit leaves the old config and old weights (the
+staged file is garbage, removed by the next save); one killed after it leaves the staged file
+that config.json names: `read_run_config` finishes the rename (under the run dir's lock, when
+the dir is writable) and `committed_weights` points a reader at it otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
+
+from gair.atomic import locked_dir
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT_VERSION = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -22,8 +36,51 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def is_sha256(value) -> bool:
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+def staged_weights(run_dir: str | Path, sha256: str) -> Path:
+    """Where a save stages the weights whose SHA-256 is `sha256` before committing them."""
+    return Path(run_dir) / f".{WEIGHTS}.{sha256}.staged"
+
+
+def committed_weights(run_dir: str | Path, meta: dict) -> Path:
+    """The weights file config.json (`meta`) commits to: the staged file of a save killed after
+    its commit, when it is still there, else model.safetensors."""
+    sha = meta.get("weights_sha256")
+    if is_sha256(sha) and staged_weights(run_dir, sha).is_file():
+        return staged_weights(run_dir, sha)
+    return Path(run_dir) / WEIGHTS
+
+
+def settle_weights(run_dir: str | Path, meta: dict, discard: bool) -> None:
+    """Finish a save killed after its commit (rename the staged weights config.json names over
+    model.safetensors); with `discard`, also delete staged weights of saves killed before theirs.
+    Call with the run dir locked (`gair.atomic.locked_dir`)."""
+    run_dir = Path(run_dir)
+    sha = meta.get("weights_sha256")
+    for staged in run_dir.glob(f".{WEIGHTS}.*.staged"):
+        if is_sha256(sha) and staged.name == staged_weights(run_dir, sha).name:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(staged, run_dir / WEIGHTS)
+        elif discard:
+            staged.unlink(missing_ok=True)
+
+
 def read_run_config(run_dir: str | Path) -> dict:
-    """Parse a run dir's config.json with clear errors."""
+    """Parse a run dir's config.json with clear errors (finishing a save killed after its
+    commit, when the dir is writable and no save is running)."""
+    meta = _parse_config(run_dir)
+    if committed_weights(run_dir, meta).name != WEIGHTS:
+        with contextlib.suppress(OSError), locked_dir(run_dir, wait=False) as held:
+            if held:  # else a save is running, and it finishes the rename itself
+                meta = _parse_config(run_dir)
+                settle_weights(run_dir, meta, discard=False)
+    return meta
+
+
+def _parse_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"no {CONFIG} in run dir {run_dir}: not a GAIR run directory")
@@ -33,7 +90,10 @@ def read_run_config(run_dir: str | Path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({err})") from err
     if not isinstance(meta, dict) or "model" not in meta:
         raise ValueError(f"{path} has no 'model' config")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{path} has format_version {version!r}: not an integer")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path} has format_version {meta['format_version']}; this code reads <= {FORMAT_VERSION}"
         )
@@ -42,4 +102,7 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 def checkpoint_hash(run_dir: str | Path) -> str:
     """Identity of a checkpoint: the weights' SHA-256 recorded in config.json."""
-    return read_run_config(run_dir)["weights_sha256"]
+    sha = read_run_config(run_dir).get("weights_sha256")
+    if not is_sha256(sha):
+        raise ValueError(f"{Path(run_dir) / CONFIG} records no valid weights_sha256")
+    return sha

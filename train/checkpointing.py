@@ -29,25 +29,18 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from gair.atomic import atomic_path, write_text
+from gair.atomic import atomic_path, remove_stale_temps, write_text
 
 log = logging.getLogger("train")
 
 RESUME_FILE = "last.ckpt"
 METRICS_FILE = "metrics.csv"
-TEMP_GLOB = ".*.tmp"  # gair.atomic temp names: .{name}.{random}.tmp
 
 
 def clean_stale_temps(run_dir: Path) -> list[str]:
-    """Remove temp files left in `run_dir` by a writer that was killed mid-write."""
-    removed = []
-    for tmp in Path(run_dir).glob(TEMP_GLOB):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp.name)
-    if removed:
-        log.info("removed %d stale temp file(s) of a killed run: %s", len(removed), removed)
-    return removed
+    """Remove temps left in `run_dir` by a writer that was killed mid-write (never a live
+    writer's: `gair.atomic.remove_stale_temps` tests each temp's lock)."""
+    return remove_stale_temps(run_dir)
 
 
 def load_resume_state(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict:

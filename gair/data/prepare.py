@@ -166,7 +166,6 @@ def prepare(
     report = _Report(rows=len(table))
     seen: set[str] = set()
     with atomic_dir(out) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private
         writer = _ShardWriter(tmp, shard_size)
         for row_no, raw in enumerate(table.to_dict("records")):
             rec = {str(k).strip().lower(): v for k, v in raw.items()}
@@ -293,8 +292,6 @@ def prepare(
         }
         write_json(tmp / "manifest.json", manifest)
         write_json(tmp / "report.json", report_dict)
-        for f in tmp.iterdir():
-            f.chmod(0o644)
     if report.skipped:
         log.warning(
             "data prepare: kept %d of %d rows; skipped %s (see %s)",

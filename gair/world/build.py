@@ -161,7 +161,6 @@ def build_world(
     step("located and hashed the source files")
 
     with atomic_dir(out) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a world is readable data
         layers = {}
         land = build_land(paths)
         layers["land"] = _save_npy(
@@ -268,7 +267,6 @@ def build_world(
             sum(e["bytes"] for e in layers.values()) + manifest["streetviews"]["bytes"]
         )
         write_json(tmp / "manifest.json", manifest)
-        (tmp / "manifest.json").chmod(0o644)
     log.info(
         "world built at %s in %.1f s (%.0f MB, fingerprint %s)",
         out,
