@@ -37,6 +37,9 @@ class Tiling:
 
     @classmethod
     def for_raster(cls, width_px: int, chip_px: int) -> Tiling:
+        _positive_int(width_px, "Tiling: width_px")
+        if _positive_int(chip_px, "Tiling: chip_px") < 2:
+            raise ValueError(f"Tiling: chip_px must be at least 2, got {chip_px!r}")
         limit = chip_px // 2
         stride = max(d for d in range(1, limit + 1) if width_px % d == 0)
         return cls(width_px, chip_px, stride)
@@ -79,12 +82,24 @@ class Embedder:
             and `width_px` (raster width in pixels for 360 degrees; default: the demo world's);
             needed only for `point`.
         device: torch device; default CUDA when available.
-        tile_batch: tiles per RS encoder batch.
+        tile_batch: tiles per RS encoder batch (a positive integer).
+
+    Every method validates its input before it computes and raises a one-line ValueError that
+    names the method, the bad value and what is expected. Points are one (lat, lon) pair [2] or
+    pairs [N, 2] (lat first; a [2, N] array of a lat row and a lon row is refused, not
+    reshaped); latitudes in [-90, 90], longitudes in [-540, 540] (wrapped). Empty input (N = 0:
+    [0, 2], [] or no images) gives an empty [0, E] float32 array.
     """
 
     def __init__(
         self, run_dir: str | Path, world=None, device: str | None = None, tile_batch: int = 64
     ):
+        _positive_int(tile_batch, "Embedder: tile_batch")
+        if world is not None and not callable(getattr(world, "chips", None)):
+            raise ValueError(
+                f"Embedder: world must be an RS source with a chips(latlon, size_px) method, "
+                f"got {type(world).__name__}"
+            )
         self.run_dir = Path(run_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = load_model(self.run_dir, map_location=self.device)
@@ -110,10 +125,14 @@ class Embedder:
 
     # -- INR point embeddings -------------------------------------------------------------
     def point(self, latlon) -> np.ndarray:
-        """INR embeddings of points [N, 2] (lat, lon) -> [N, E] float32, L2-normalised."""
-        latlon = geo.validate_latlon(np.asarray(latlon, dtype=np.float64).reshape(-1, 2))
+        """INR embeddings of points [N, 2] (or one point [2]) (lat, lon) -> [N, E] float32,
+        L2-normalised; N = 0 gives [0, E]. ValueError for any other shape (a [2, N] array is
+        refused), a bad coordinate, or an Embedder without a world."""
+        latlon = _as_points(latlon, "Embedder.point")
         if self.world is None:
             raise ValueError("Embedder.point needs a world (an RS source) to read chips from")
+        if len(latlon) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
         rows, cols, weights = self.tiling.tiles_of(latlon)
         return self._blend(latlon, rows, cols, weights)
 
@@ -155,12 +174,13 @@ class Embedder:
     # -- street views and locations -------------------------------------------------------
     @torch.no_grad()
     def street_view(self, images, batch_size: int = 64) -> np.ndarray:
-        """uint8 RGB images (list of [H, W, 3] or array [N, H, W, 3]) -> [N, E], in the space
-        shared with `point` (the SV projection applied), L2-normalised."""
-        images = (
-            list(images) if not isinstance(images, np.ndarray) or images.ndim == 4 else [images]
-        )
-        if not images:
+        """uint8 RGB images (a sequence of [H, W, 3], an array [N, H, W, 3] or one [H, W, 3])
+        -> [N, E], in the space shared with `point` (the SV projection applied),
+        L2-normalised; no images give [0, E]. ValueError naming the index of the first image
+        that is not a non-empty uint8 [H, W, 3] array."""
+        _positive_int(batch_size, "Embedder.street_view: batch_size")
+        images = _as_images(images, "Embedder.street_view")
+        if not len(images):
             return np.zeros((0, self.dim), dtype=np.float32)
         chunks = []
         for i in range(0, len(images), batch_size):
@@ -170,8 +190,10 @@ class Embedder:
 
     @torch.no_grad()
     def location(self, latlon, batch_size: int = 65536) -> np.ndarray:
-        """Location embeddings of points [N, 2] (lat, lon) -> [N, E], L2-normalised."""
-        latlon = geo.validate_latlon(np.asarray(latlon, dtype=np.float64).reshape(-1, 2))
+        """Location embeddings of points [N, 2] (or one point [2]) (lat, lon) -> [N, E] float32,
+        L2-normalised; N = 0 gives [0, E]. Shapes and coordinates are validated as in `point`."""
+        _positive_int(batch_size, "Embedder.location: batch_size")
+        latlon = _as_points(latlon, "Embedder.location")
         chunks = [
             self.model.encode_location(torch.from_numpy(latlon[i : i + batch_size]))
             .double()
@@ -180,6 +202,77 @@ class Embedder:
             for i in range(0, len(latlon), batch_size)
         ]
         return _normalise(np.concatenate(chunks)) if chunks else np.zeros((0, self.dim), np.float32)
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _as_points(latlon, method: str) -> np.ndarray:
+    """Validated points [N, 2] float64 (lat, lon), longitudes wrapped to [-180, 180).
+
+    Accepts one point [2] or points [N, 2] ([2, 2] reads as two points); the shape is checked
+    before anything is reshaped, so a [2, N] array (a lat row over a lon row) is refused rather
+    than read as N scrambled points.
+    """
+    if isinstance(latlon, torch.Tensor):
+        latlon = latlon.detach().cpu().numpy()
+    try:
+        shape = np.shape(latlon)
+    except ValueError as err:  # a ragged nested sequence
+        raise ValueError(
+            f"{method}: latlon must be [2] or [N, 2] (lat, lon) numbers, got a ragged sequence"
+        ) from err
+    expected = "[2] (one (lat, lon) point) or [N, 2] ((lat, lon) pairs, latitude first)"
+    if shape == (0,):
+        return np.zeros((0, 2), dtype=np.float64)
+    if len(shape) == 2 and shape[0] == 2 and shape[1] != 2:
+        raise ValueError(
+            f"{method}: latlon must be {expected}, got shape {shape}, which looks like [2, N] "
+            "(a lat row and a lon row): pass latlon.T"
+        )
+    if shape != (2,) and not (len(shape) == 2 and shape[1] == 2):
+        raise ValueError(f"{method}: latlon must be {expected}, got shape {shape}")
+    return geo.validate_latlon(latlon, f"{method}: latlon").reshape(-1, 2)
+
+
+def _as_images(images, method: str) -> list[np.ndarray] | np.ndarray:
+    """A uint8 [N, H, W, 3] array or a list of uint8 [H, W, 3] arrays (sizes may differ)."""
+    expected = "a uint8 RGB array [H, W, 3] with H, W > 0"
+    if isinstance(images, str | bytes | Path):
+        raise ValueError(f"{method}: expected images ({expected}), got a path {images!r}")
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    if isinstance(images, np.ndarray) and images.dtype != object and images.ndim == 3:
+        images = images[None]
+    if isinstance(images, np.ndarray) and images.dtype != object:
+        if images.ndim != 4 or images.dtype != np.uint8 or images.shape[-1] != 3:
+            raise ValueError(
+                f"{method}: images must be uint8 [N, H, W, 3] (or a list of {expected}), "
+                f"got shape {images.shape} dtype {images.dtype}"
+            )
+        if len(images) and (images.shape[1] == 0 or images.shape[2] == 0):
+            raise ValueError(
+                f"{method}: image 0 is empty, shape {images.shape[1:]}; expected {expected}"
+            )
+        return images
+    try:
+        items = list(images)
+    except TypeError as err:
+        raise ValueError(
+            f"{method}: images must be a sequence of {expected}, got {type(images).__name__}"
+        ) from err
+    arrays = []
+    for i, im in enumerate(items):
+        arr = im.detach().cpu().numpy() if isinstance(im, torch.Tensor) else np.asarray(im)
+        if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
+            raise ValueError(
+                f"{method}: image {i} must be {expected}, got shape {arr.shape} dtype {arr.dtype}"
+            )
+        arrays.append(arr)
+    return arrays
 
 
 def _demo_world_width() -> int:

@@ -1,5 +1,12 @@
 """Downstream prediction heads trained on frozen GAIR point embeddings (by `gair eval`), stored
-in the run dir as `heads.safetensors` with their tasks (classes, units) in `config.json`."""
+in the run dir as `heads.safetensors` with their tasks (classes, units) in `config.json`.
+
+`Heads.load` checks the heads file against its description before anything uses it (tasks,
+kinds, class lists, input size = the model's embedding size, every tensor's shape, finite
+weights) and raises a one-line ValueError naming the task and the disagreement, so a caller
+(the app) can hide predictions with the reason instead of failing on every click.
+`Heads.predict` takes point embeddings [N, E] (E the size the heads were trained for, finite).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gair.atomic import atomic_path, write_json
+from gair.atomic import atomic_path, locked_dir, write_json
 from gair.checkpoint import file_sha256, read_run_config
 from gair.evaluation.probes import Probe
-from gair.evaluation.tasks import Task, task_from_dict
+from gair.evaluation.tasks import KOPPEN, Task, task_from_dict
 
 HEADS_FILE = "heads.safetensors"
+PROBE_KINDS = ("linear", "mlp")
+TASK_KINDS = ("classification", "regression")
+FIXED_CLASSES = {"koppen": KOPPEN}  # tasks whose classes the code fixes (Task.encode)
 
 
 class Heads:
@@ -24,6 +35,15 @@ class Heads:
         self.tasks = {t.name: t for t in tasks}
         self.probes = probes
         self.kinds = kinds
+        if set(self.tasks) != set(probes) or set(self.tasks) != set(kinds):
+            raise ValueError(
+                f"Heads: tasks {sorted(self.tasks)}, probes {sorted(probes)} and kinds "
+                f"{sorted(kinds)} must name the same tasks"
+            )
+        dims = {name: int(p.x_mean.shape[0]) for name, p in probes.items()}
+        if len(set(dims.values())) > 1:
+            raise ValueError(f"Heads: every probe must take the same embedding size, got {dims}")
+        self.in_dim = next(iter(dims.values()), 0)  # E: the embedding size the heads take
 
     def save(self, run_dir: str | Path) -> None:
         run_dir = Path(run_dir)
@@ -34,52 +54,109 @@ class Heads:
         }
         with atomic_path(run_dir / HEADS_FILE) as tmp:
             save_file(state, str(tmp))
-        meta = read_run_config(run_dir)
-        meta["heads"] = {
-            "file": HEADS_FILE,
-            "sha256": file_sha256(run_dir / HEADS_FILE),
-            "tasks": [
-                {
-                    "name": t.name,
-                    "kind": t.kind,
-                    "units": t.units,
-                    "classes": t.classes,
-                    "probe": self.kinds[t.name],
-                    "in_dim": int(self.probes[t.name].x_mean.shape[0]),
-                }
-                for t in self.tasks.values()
-            ],
-        }
-        write_json(run_dir / "config.json", meta)
+        with locked_dir(run_dir):  # not beside a save_model's commit of config.json
+            meta = read_run_config(run_dir)
+            meta["heads"] = {
+                "file": HEADS_FILE,
+                "sha256": file_sha256(run_dir / HEADS_FILE),
+                "tasks": [
+                    {
+                        "name": t.name,
+                        "kind": t.kind,
+                        "units": t.units,
+                        "classes": t.classes,
+                        "probe": self.kinds[t.name],
+                        "in_dim": int(self.probes[t.name].x_mean.shape[0]),
+                    }
+                    for t in self.tasks.values()
+                ],
+            }
+            write_json(run_dir / "config.json", meta)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Heads | None:
-        """The run's heads, or None when `gair eval` has not trained any."""
+        """The run's heads, or None when `gair eval` has not trained any.
+
+        ValueError (one line, naming the task) when config.json's description of the heads is
+        malformed or disagrees with the heads file: SHA-256, task kinds, class lists (a class
+        count other than the head's outputs), input size other than the model's embedding
+        size, missing, extra or wrongly shaped tensors, non-finite weights.
+        """
         run_dir = Path(run_dir)
-        meta = read_run_config(run_dir).get("heads")
-        if not meta or not (run_dir / meta["file"]).is_file():
+        config = read_run_config(run_dir)
+        meta = config.get("heads")
+        if not meta:
             return None
-        if file_sha256(run_dir / meta["file"]) != meta["sha256"]:
-            raise ValueError(f"{run_dir / meta['file']} does not match its SHA-256 in config.json")
-        state = load_file(str(run_dir / meta["file"]))
-        tasks, probes, kinds = [], {}, {}
-        for d in meta["tasks"]:
-            task = task_from_dict(d)
-            n_out = 1 if task.kind == "regression" else len(task.classes)
-            probe = Probe(d["in_dim"], n_out, d["probe"])
-            prefix = f"{task.name}."
-            probe.load_state_dict(
-                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not isinstance(meta, dict) or not isinstance(meta.get("file"), str):
+            raise ValueError(
+                f"{run_dir}/config.json: 'heads' must name its file, got {meta!r:.200}"
             )
+        path = run_dir / meta["file"]
+        if not path.is_file():
+            return None
+        if file_sha256(path) != meta.get("sha256"):
+            raise ValueError(f"{path} does not match its SHA-256 in config.json")
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, RuntimeError) as err:
+            raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
+        embed_dim = config.get("model", {}).get("embed_dim")
+        descs = meta.get("tasks")
+        if not isinstance(descs, list) or not descs:
+            raise ValueError(f"{run_dir}/config.json: heads.tasks must be a non-empty list")
+        tasks, probes, kinds = [], {}, {}
+        for d in descs:
+            task, probe_kind, in_dim = _check_task(d, path, embed_dim, seen=set(kinds))
+            n_out = 1 if task.kind == "regression" else len(task.classes)
+            probe = Probe(in_dim, n_out, probe_kind)
+            prefix = f"{task.name}."
+            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            _check_tensors(task, own, probe.state_dict(), path, probe_kind, in_dim)
+            probe.load_state_dict(own)
             tasks.append(task)
             probes[task.name] = probe.eval()
-            kinds[task.name] = d["probe"]
+            kinds[task.name] = probe_kind
+        extra = sorted(k for k in state if k.split(".", 1)[0] not in kinds)
+        if extra:
+            raise ValueError(f"{path} holds tensors of no task in config.json: {extra[:5]}")
         return cls(tasks, probes, kinds)
+
+    def _embeddings(self, embeddings) -> torch.Tensor:
+        """Validated embeddings [N, E] as a float32 tensor."""
+        if isinstance(embeddings, torch.Tensor):
+            embeddings = embeddings.detach().cpu().numpy()
+        try:
+            x = np.asarray(embeddings)
+        except ValueError as err:
+            raise ValueError(
+                "Heads.predict: embeddings must be a [N, E] array, got a ragged one"
+            ) from err
+        expected = f"[N, {self.in_dim}] (point embeddings of the size the heads were trained on)"
+        if x.dtype.kind not in "iuf":
+            raise ValueError(
+                f"Heads.predict: embeddings must be real numbers {expected}, got dtype {x.dtype}"
+            )
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            hint = " (one embedding: pass emb[None])" if x.shape == (self.in_dim,) else ""
+            raise ValueError(
+                f"Heads.predict: embeddings must be {expected}, got shape {x.shape}{hint}"
+            )
+        finite = np.isfinite(x)
+        if not finite.all():
+            row, col = (int(i) for i in np.argwhere(~finite)[0])
+            raise ValueError(
+                f"Heads.predict: embeddings must be finite, got {x[row, col].item()!r} at row {row}, "
+                f"column {col}"
+            )
+        return torch.as_tensor(x, dtype=torch.float32)
 
     @torch.no_grad()
     def predict(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
-        """Embeddings [N, E] -> {task: values [N] (regression) or class probabilities [N, K]}."""
-        x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
+        """Embeddings [N, E] -> {task: values [N] (regression) or class probabilities [N, K]}.
+
+        ValueError unless `embeddings` is a finite real [N, E] array with E = `in_dim`; N = 0
+        gives empty results."""
+        x = self._embeddings(embeddings)
         out = {}
         for name, probe in self.probes.items():
             y = probe(x)
@@ -90,7 +167,7 @@ class Heads:
 
     def predict_table(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
         """Column-friendly predictions: regression values, and for classes the top class name
-        (`pred_<task>`) and its probability (`pred_<task>_p`)."""
+        (`pred_<task>`) and its probability (`pred_<task>_p`). Input as in `predict`."""
         cols = {}
         for name, y in self.predict(embeddings).items():
             task = self.tasks[name]
@@ -101,3 +178,72 @@ class Heads:
                 cols[f"pred_{name}"] = np.asarray(task.classes, dtype=object)[top].astype(str)
                 cols[f"pred_{name}_p"] = y.max(-1).astype(np.float32)
         return cols
+
+
+def _check_task(d, path: Path, embed_dim, seen: set[str]) -> tuple[Task, str, int]:
+    """One task description of config.json's heads.tasks -> (task, probe kind, in_dim)."""
+    if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not d["name"]:
+        raise ValueError(f"{path}: a heads task needs a name, got {d!r:.200}")
+    name = d["name"]
+    where = f"{path}: head {name!r}"
+    if name in seen or "." in name:
+        raise ValueError(f"{where}: task names must be unique and contain no '.'")
+    if d.get("kind") not in TASK_KINDS:
+        raise ValueError(f"{where}: kind must be one of {TASK_KINDS}, got {d.get('kind')!r}")
+    if d.get("probe") not in PROBE_KINDS:
+        raise ValueError(f"{where}: probe must be one of {PROBE_KINDS}, got {d.get('probe')!r}")
+    classes = d.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"{where}: classes must be a list of names, got {classes!r:.200}")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"{where}: class names must be unique, got {classes!r:.200}")
+    if d["kind"] == "classification" and not classes:
+        raise ValueError(f"{where}: a classification head needs its class names")
+    if d["kind"] == "regression" and classes:
+        raise ValueError(f"{where}: a regression head has no classes, got {classes!r:.200}")
+    fixed = FIXED_CLASSES.get(name)
+    if fixed is not None and classes != list(fixed):
+        raise ValueError(
+            f"{where}: classes must be the task's {len(fixed)} classes {list(fixed)}, "
+            f"got {len(classes)}: {classes!r:.200}"
+        )
+    in_dim = d.get("in_dim")
+    if isinstance(in_dim, bool) or not isinstance(in_dim, int) or in_dim < 1:
+        raise ValueError(f"{where}: in_dim must be a positive integer, got {in_dim!r}")
+    if embed_dim is not None and in_dim != int(embed_dim):
+        raise ValueError(
+            f"{where}: in_dim {in_dim} differs from the model's embedding size {embed_dim}"
+        )
+    return task_from_dict(d), d["probe"], in_dim
+
+
+def _check_tensors(
+    task: Task, own: dict, expected: dict, path: Path, probe_kind: str, in_dim: int
+) -> None:
+    """The head's tensors in the file against a fresh probe's state dict."""
+    where = f"{path}: head {task.name!r}"
+    if task.kind == "classification" and "y_mean" in own and own["y_mean"].ndim == 1:
+        n_out = int(own["y_mean"].shape[0])
+        if n_out != len(task.classes):
+            raise ValueError(
+                f"{where} outputs {n_out} classes but config.json lists {len(task.classes)}: "
+                f"{task.classes!r:.200}"
+            )
+    missing = sorted(set(expected) - set(own))
+    extra = sorted(set(own) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"{where}: tensors do not match a {probe_kind} probe: missing {missing}, "
+            f"unexpected {extra}"
+        )
+    for key, ref in expected.items():
+        got = own[key]
+        if tuple(got.shape) != tuple(ref.shape):
+            raise ValueError(
+                f"{where}: tensor {key!r} has shape {tuple(got.shape)}, expected "
+                f"{tuple(ref.shape)} (in_dim {in_dim}, {len(task.classes) or 1} outputs)"
+            )
+        if not bool(torch.isfinite(got).all()):
+            raise ValueError(f"{where}: tensor {key!r} has non-finite values")
+    if not bool((own["x_std"] > 0).all()):
+        raise ValueError(f"{where}: tensor 'x_std' must be positive")

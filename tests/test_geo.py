@@ -75,3 +75,44 @@ def test_validate_point_messages():
 def test_bad_bbox(bbox):
     with pytest.raises(ValueError, match="rs_bbox"):
         geo.validate_bbox(np.array(bbox, dtype=float))
+
+
+# -- validation before computing (issue #18 item 4; more in test_validation.py) -------------
+@pytest.mark.parametrize("as_tensor", [False, True])
+@pytest.mark.parametrize(
+    "latlon, bbox, needle",
+    [
+        ([np.nan, 11.0], [10.0, 40.0, 12.0, 42.0], "latlon contains a non-finite value: nan"),
+        ([95.0, 11.0], [10.0, 40.0, 12.0, 42.0], "latlon: latitude 95.0"),
+        ([41.0, 11.0], [10.0, 42.0, 12.0, 40.0], "bbox: need -90 <= south < north <= 90"),
+        ([41.0, 11.0], [11.0, 40.0, 11.0, 42.0], "bbox: west and east must differ"),
+        ([41.0, 11.0], [10.0, 41.0, 12.0, 41.0], "bbox: need -90 <= south < north <= 90"),
+        ([[41.0, 11.0, 1.0]], [10.0, 40.0, 12.0, 42.0], "latlon must have shape (..., 2)"),
+        ([41.0, 11.0], [[10.0, 40.0]], "bbox must have shape (..., 4)"),
+    ],
+)
+def test_to_chip_coords_validates_first(latlon, bbox, needle, as_tensor):
+    wrap = torch.tensor if as_tensor else np.array
+    with pytest.raises(ValueError) as err:
+        geo.to_chip_coords(wrap(latlon), wrap(bbox))
+    assert needle in str(err.value)
+
+
+def test_longitudes_wrap_once_either_way_and_no_further():
+    assert geo.validate_point(0, 181) == (0.0, -179.0)
+    assert geo.validate_point(0, -540) == (0.0, -180.0)
+    np.testing.assert_allclose(geo.validate_latlon([[0.0, 181.0]]), [[0.0, -179.0]])
+    np.testing.assert_allclose(geo.validate_latlon([[0.0, -540.0]]), [[0.0, -180.0]])
+    for lon in (541, 1e308, "1e308", -541):
+        with pytest.raises(ValueError, match=r"longitude.*\[-540, 540\]"):
+            geo.validate_point(0, lon)
+    for lon in (541.0, 1e308):
+        with pytest.raises(ValueError, match=r"longitude .* is outside \[-540, 540\]"):
+            geo.validate_latlon([[0.0, lon]])
+
+
+def test_bbox_longitudes_are_bounded_and_the_whole_circle_is_not_degenerate():
+    with pytest.raises(ValueError, match="west and east must be in"):
+        geo.validate_bbox(np.array([0.0, 0.0, 1e308, 1.0]))
+    assert geo.bbox_width_deg(np.array([-180.0, -90.0, 180.0, 90.0])) == 360.0
+    assert geo.bbox_width_deg(np.array([179.0, 0.0, -179.0, 1.0])) == 2.0

@@ -17,14 +17,15 @@ _embed_lock = threading.Lock()  # torch modules: one embedding at a time per pro
 
 
 def embed_points(res, latlon: np.ndarray) -> np.ndarray:
-    """INR embeddings [N, E] of points [N, 2] through the index's Embedder."""
+    """INR embeddings [N, E] of points [N, 2] (or one point [2]) through the index's Embedder
+    (which refuses any other shape)."""
     with _embed_lock:
-        return res.index.embedder.point(np.asarray(latlon, np.float64).reshape(-1, 2))
+        return res.index.embedder.point(np.asarray(latlon, np.float64))
 
 
 def embed_locations(res, latlon: np.ndarray) -> np.ndarray:
     with _embed_lock:
-        return res.index.embedder.location(np.asarray(latlon, np.float64).reshape(-1, 2))
+        return res.index.embedder.location(np.asarray(latlon, np.float64))
 
 
 def embed_image(res, image: np.ndarray) -> np.ndarray:
