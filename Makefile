@@ -56,7 +56,8 @@ browser:
 	bash scripts/install_browser.sh
 
 # The demo index: every land H3 resolution-4 cell (~86k) plus a street-view gallery.
-$(INDEX)/manifest.json: $(CHECKPOINT)/model.safetensors $(CHECKPOINT)/config.json | world
+# The index format follows index/build.py and index/integrity.py: a change there rebuilds it.
+$(INDEX)/manifest.json: $(CHECKPOINT)/model.safetensors $(CHECKPOINT)/config.json index/build.py index/integrity.py | world
 	$(VENV)/bin/gair index build --checkpoint $(CHECKPOINT) --world $(WORLD) --grid h3:4 --land-only --gallery-size 10000 --out $(INDEX)
 
 index: $(INDEX)/manifest.json

@@ -215,6 +215,8 @@ def point_summary(res, result) -> None:
         if cls:
             n, p = cls[0]
             c4.metric(f"Predicted {n}", p["top"], help=f"probability {p['top_p']:.2f}")
+    elif getattr(res, "heads_error", None):
+        c4.metric("Predictions", "hidden", help=f"heads unusable: {res.heads_error}")
     else:
         c4.metric("Predictions", "no heads", help=f"gair eval --checkpoint {res.run_dir}")
     b1, b2, b3 = st.columns(3)
@@ -296,6 +298,10 @@ def sidebar(res, tiles_zoom: int):
             f"{len(res.gallery):,} street views. Checkpoint `{res.run_dir.name}` ({str(m['checkpoint_hash'])[:10]}). "
             f"Basemap tiles to zoom {tiles_zoom}."
         )
+        if res.integrity["state"] == "damaged":
+            st.error(f"Index check failed: {res.integrity['error']}")
+        elif res.integrity["state"] == "ok":
+            st.caption("Index files verified against their SHA-256.")
     return message
 
 
@@ -334,6 +340,7 @@ def main() -> None:
         st.warning(
             "Static file serving is off, so the map has no Leaflet and no basemap: start with `--server.enableStaticServing true` (app/.streamlit/config.toml sets it)."
         )
+    res.verify_in_background()  # once per process: hash every index file
     tiles_zoom = assets.tiles_zoom_ready(res.world)
     message_slot = sidebar(res, tiles_zoom)
 

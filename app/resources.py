@@ -84,6 +84,27 @@ class Resources:
     _heads_loaded: bool = field(repr=False, default=False)
     _heads_lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
     _warm_started: bool = field(repr=False, default=False)
+    heads_error: str | None = None  # why the run's heads are not used (None: usable or absent)
+    integrity: dict = field(default_factory=lambda: {"state": "not checked", "error": None})
+
+    def verify_in_background(self) -> None:
+        """Hash every index file against its manifest in a daemon thread, once per process;
+        `integrity["state"]` becomes "ok" or "damaged" (with `error`). Opening already checked
+        sizes, counts, id order and FAISS agreement; this catches the rest (a flipped byte)."""
+        with self._heads_lock:
+            if self.integrity["state"] != "not checked":
+                return
+            self.integrity["state"] = "checking"
+
+        def work():
+            try:
+                self.index.verify()
+                self.integrity.update(state="ok", error=None)
+            except (ValueError, OSError) as err:
+                log.error("index integrity check failed: %s", err)
+                self.integrity.update(state="damaged", error=str(err))
+
+        threading.Thread(target=work, name="gair-verify", daemon=True).start()
 
     @property
     def head_names(self) -> list[str]:
@@ -105,6 +126,7 @@ class Resources:
                         self._heads = Heads.load(self.run_dir)
                     except (ValueError, OSError) as err:
                         log.warning("prediction heads of %s not usable: %s", self.run_dir, err)
+                        self._heads, self.heads_error = None, str(err)
                     self._heads_loaded = True
         return self._heads
 
@@ -172,7 +194,13 @@ def open_resources(settings: Settings) -> Resources:
     see `Resources.load_model_in_background`). SetupError with the fix when not."""
     from gair.deferred import DeferredEmbedder
     from gair.world import World
-    from index.search import GridIndex, IndexMismatchError, read_manifest
+    from index.search import (
+        GridIndex,
+        IndexDamagedError,
+        IndexMismatchError,
+        read_manifest,
+        recorded_path,
+    )
 
     started = time.perf_counter()
     index_dir = _resolve(settings.index)
@@ -190,11 +218,9 @@ def open_resources(settings: Settings) -> Resources:
             f"gair index build ... --out {settings.index}",
         ) from err
 
-    world_path = _resolve(settings.world or manifest.get("world", {}).get("path"))
-    if world_path is None:
-        raise SetupError(
-            "The index manifest names no world; set GAIR_WORLD.", "export GAIR_WORLD=data/world"
-        )
+    world_path = (
+        _resolve(settings.world) if settings.world else recorded_path(index_dir, manifest, "world")
+    )
     try:
         world = World.open(world_path)
     except FileNotFoundError as err:
@@ -216,8 +242,12 @@ def open_resources(settings: Settings) -> Resources:
             expected,
         )
 
-    run_dir = _resolve(settings.checkpoint or manifest.get("checkpoint"))
-    if run_dir is None or not (run_dir / "config.json").is_file():
+    run_dir = (
+        _resolve(settings.checkpoint)
+        if settings.checkpoint
+        else recorded_path(index_dir, manifest, "checkpoint")
+    )
+    if not (run_dir / "config.json").is_file():
         raise SetupError(
             f"No checkpoint at `{run_dir}` (config.json missing).",
             "make train-demo   # or set GAIR_CHECKPOINT to the run dir the index was built with",
@@ -227,20 +257,19 @@ def open_resources(settings: Settings) -> Resources:
         # page needs only the index's files, and importing torch + timm takes ~7 s
         embedder = DeferredEmbedder(run_dir, world, threads=app_threads(), device="cpu")
         embedder.verify_weights()
-        index = GridIndex(index_dir, embedder)
-    except IndexMismatchError as err:
-        raise SetupError(
-            str(err), f"gair index build --checkpoint {run_dir} --out {settings.index}"
-        ) from err
-    except FileNotFoundError as err:
-        raise SetupError(
-            f"The index at `{settings.index}` is incomplete: {err}",
-            f"gair index build ... --out {settings.index}",
-        ) from err
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         raise SetupError(
             f"The checkpoint `{run_dir}` cannot be loaded: {err}", "make train-demo"
         ) from err
+    rebuild = f"gair index build --checkpoint {run_dir} ... --out {settings.index}"
+    try:
+        index = GridIndex(index_dir, embedder)
+    except IndexMismatchError as err:
+        raise SetupError(str(err), rebuild) from err
+    except IndexDamagedError as err:  # its message names the file and the rebuild command
+        raise SetupError(f"The index at `{settings.index}` is damaged: {err}") from err
+    except (ValueError, OSError) as err:
+        raise SetupError(f"The index at `{settings.index}` cannot be read: {err}", rebuild) from err
 
     try:
         from gair.evaluation.report import read_eval

@@ -25,6 +25,18 @@ BUILTIN: list[str] = [
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
+# The documented failures: bad input, a missing, unreadable or damaged file, a wrong checkpoint.
+# Loaders raise these with one line naming the thing and the fix (exit 2); any other exception
+# is a bug and keeps its traceback (exit 1).
+EXPECTED_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gair", description="GAIR Explorer command line")
@@ -61,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
-        return fail(str(err), getattr(args, "json", False))
+    except EXPECTED_ERRORS as err:
+        return fail(str(err) or type(err).__name__, getattr(args, "json", False))
 
 
 if __name__ == "__main__":

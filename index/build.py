@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +26,12 @@ from gair.embed import Embedder
 from gair.heads import Heads
 from gair.world.world import LABELS
 from index import grid as grids
-from index import vectors
+from index import integrity, vectors
 from index.gallery import embed_gallery
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # index.search reads this version only
 
 
 @dataclass
@@ -118,13 +120,44 @@ def _prepare_work_dir(work: Path, identity: dict) -> None:
         write_json(ident_path, identity)
 
 
+def _shard_ok(path: Path, rows: int) -> bool:
+    """A shard file that reads completely (the npz members' CRCs are checked on read) and holds
+    `rows` finite embeddings of each kind."""
+    try:
+        with np.load(path) as shard:
+            arrays = {k: shard[k] for k in ("point", "location", "encoder_passes")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        log.warning("shard %s is unreadable (%s): embedding it again", path.name, err)
+        return False
+    for key in ("point", "location"):
+        a = arrays[key]
+        if a.ndim != 2 or len(a) != rows or not np.isfinite(a).all():
+            log.warning("shard %s holds bad %r embeddings: embedding it again", path.name, key)
+            return False
+    return True
+
+
+def pending_shards(work: Path, n: int, shard_size: int) -> list[int]:
+    """Shards still to embed: missing ones and damaged ones (which are deleted). A resumed
+    build reuses only shards that read back whole."""
+    n_shards = (n + shard_size - 1) // shard_size
+    todo = []
+    for i in range(n_shards):
+        path = _shard_path(work, i)
+        rows = min(shard_size, n - i * shard_size)
+        if path.exists() and _shard_ok(path, rows):
+            continue
+        path.unlink(missing_ok=True)
+        todo.append(i)
+    if len(todo) < n_shards:
+        log.info("resuming: %d of %d shards already done", n_shards - len(todo), n_shards)
+    return todo
+
+
 def run_local(
     embedder: Embedder, latlon: np.ndarray, work: Path, shard_size: int, progress: bool = True
 ) -> None:
-    n_shards = (len(latlon) + shard_size - 1) // shard_size
-    todo = [i for i in range(n_shards) if not _shard_path(work, i).exists()]
-    if len(todo) < n_shards:
-        log.info("resuming: %d of %d shards already done", n_shards - len(todo), n_shards)
+    todo = pending_shards(work, len(latlon), shard_size)
     for i in tqdm(todo, desc="embedding grid shards", disable=not progress, unit="shard"):
         arrays = embed_shard(embedder, latlon[i * shard_size : (i + 1) * shard_size])
         _save_shard(_shard_path(work, i), arrays)
@@ -167,6 +200,20 @@ def write_vectors(out: Path, name: str, vecs: np.ndarray) -> dict:
     }
 
 
+def _relative_to(path: str | Path, index_dir: Path) -> str:
+    """`path` as the manifest records it: relative to the index dir when both lie under a
+    common folder other than the root (the index then opens from any working directory and moves
+    with its checkpoint and world, as in a project checkout), else absolute."""
+    target, index_dir = Path(path).resolve(), index_dir.resolve()
+    try:
+        common = Path(os.path.commonpath([target, index_dir]))
+    except ValueError:  # another drive (Windows): no relative path exists
+        return str(target)
+    if common == Path(common.anchor):
+        return str(target)
+    return os.path.relpath(target, index_dir)
+
+
 def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = True) -> dict:
     """Build the index dir at `out`; returns its manifest."""
     from gair.world import World
@@ -206,15 +253,18 @@ def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = T
         manifest = {
             "format_version": FORMAT_VERSION,
             "checkpoint_hash": embedder.checkpoint_hash,
-            "checkpoint": str(Path(spec.checkpoint)),
-            "world": {"path": str(Path(spec.world)), "fingerprint": world.fingerprint},
+            "checkpoint": _relative_to(spec.checkpoint, out),
+            "checkpoint_absolute": str(Path(spec.checkpoint).resolve()),
+            "world": {"path": _relative_to(spec.world, out), "fingerprint": world.fingerprint},
+            "world_absolute": str(Path(spec.world).resolve()),
             "grid": {"spec": spec.grid, "land_only": spec.land_only, "bbox": spec.bbox},
             "tiling": embedder.tiling.as_dict(),
             "dim": embedder.dim,
             "metric": "inner_product (cosine on L2-normalised vectors)",
-            "cells": cell_stats,
+            "cells": {**cell_stats, "ids_sha256": integrity.ids_sha256(cells["cell_id"])},
             "streetviews": {
                 **sv_stats,
+                "ids_sha256": integrity.ids_sha256(gallery["sv_id"]),
                 "source": "rendered" if "heading_deg" in gallery else "images",
             },
             "predictions": sorted(heads.tasks) if heads is not None else [],
@@ -222,6 +272,7 @@ def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = T
             "engine": spec.engine,
             "build_seconds": round(time.time() - started, 2),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "files": integrity.record(tmp),
         }
         write_json(tmp / "manifest.json", manifest)
     shutil.rmtree(work, ignore_errors=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 DEFAULT_INDEX = "data/index"
 DEFAULT_WORLD = "data/world"
 
@@ -40,17 +41,37 @@ def register(sub) -> None:
 
     query = isub.add_parser("query", help="nearest places and street views")
     query.add_argument("--index", default=DEFAULT_INDEX)
-    query.add_argument(
-        "--checkpoint", help="override the manifest's checkpoint (must be the same one)"
-    )
+    _add_overrides(query)
     what = query.add_mutually_exclusive_group(required=True)
     what.add_argument("--lat", type=str, help="with --lon: a point")
     what.add_argument("--sv-image", help="a street-view image file (jpg/png)")
     what.add_argument("--cell", help="a cell id of the index")
     query.add_argument("--lon", type=str)
-    query.add_argument("--k", type=int, default=10)
+    query.add_argument(
+        "--k",
+        type=int,
+        default=10,
+        help="neighbours to return (1 to 1000, capped at the index size)",
+    )
     query.add_argument("--json", action="store_true")
     query.set_defaults(func=run_query)
+
+    verify = isub.add_parser(
+        "verify",
+        help="check every file of an index against the sizes and SHA-256 it was built with",
+    )
+    verify.add_argument("--index", default=DEFAULT_INDEX)
+    _add_overrides(verify)
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(func=run_verify)
+
+
+def _add_overrides(parser) -> None:
+    """--checkpoint and --world: every command that opens an index takes them."""
+    parser.add_argument(
+        "--checkpoint", help="the run dir the index was built with (default: the manifest's)"
+    )
+    parser.add_argument("--world", help="the world dir (default: the manifest's)")
 
 
 def run_build(args) -> int:
@@ -90,6 +111,42 @@ def run_build(args) -> int:
     return 0
 
 
+def run_verify(args) -> int:
+    """Check the checkpoint's weights, open the index (sizes, counts, id order, FAISS
+    agreement) and hash every file. The world is not needed (`--world` is accepted and
+    ignored, like every command that opens an index)."""
+    import time
+
+    from gair.deferred import DeferredEmbedder
+    from index.search import GridIndex, read_manifest, recorded_path
+
+    started = time.perf_counter()
+    manifest = read_manifest(args.index)
+    run_dir = args.checkpoint or recorded_path(args.index, manifest, "checkpoint")
+    embedder = DeferredEmbedder(run_dir)  # the checkpoint's identity; the model never loads
+    embedder.verify_weights()
+    index = GridIndex(args.index, embedder)
+    index.verify(
+        progress=None if args.json else lambda name: print(f"hashing {name}", file=sys.stderr)
+    )
+    result = {
+        "index": str(args.index),
+        "ok": True,
+        "files": len(index.manifest["files"]),
+        "cells": index.manifest["cells"]["count"],
+        "streetviews": index.manifest["streetviews"]["count"],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"index {args.index} is intact: {result['files']} files match their SHA-256, "
+            f"{result['cells']:,} cells, {result['streetviews']:,} street views ({result['seconds']} s)"
+        )
+    return 0
+
+
 def _jsonable(result: dict) -> dict:
     out = {"query": result["query"], "embedding": np.asarray(result["embedding"]).round(6).tolist()}
     for key in ("cells", "streetviews"):
@@ -105,14 +162,19 @@ def load_image(path: str) -> np.ndarray:
 
 
 def run_query(args) -> int:
-    from index.search import GridIndex
+    from gair import geo
+    from index.search import MAX_K, GridIndex
 
-    if args.k <= 0:
-        raise ValueError(f"--k must be a positive integer, got {args.k}")
+    if not 1 <= args.k <= MAX_K:
+        raise ValueError(f"--k must be from 1 to {MAX_K}, got {args.k}")
     if args.lat is not None and args.lon is None:
         raise ValueError("--lat needs --lon")
+    if args.lon is not None and args.lat is None:
+        raise ValueError("--lon needs --lat")
+    if args.lat is not None:
+        geo.validate_point(args.lat, args.lon)  # before the model loads
     image = load_image(args.sv_image) if args.sv_image else None
-    index = GridIndex.open(args.index, checkpoint=args.checkpoint)
+    index = GridIndex.open(args.index, checkpoint=args.checkpoint, world=args.world)
     if args.lat is not None:
         result = index.query_point(args.lat, args.lon, args.k)
     elif image is not None:

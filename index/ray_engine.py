@@ -34,10 +34,9 @@ class _ShardWorker:
 def run_ray(spec, latlon: np.ndarray, work) -> None:
     import ray
 
-    from index.build import _shard_path
+    from index.build import pending_shards
 
-    n_shards = (len(latlon) + spec.shard_size - 1) // spec.shard_size
-    todo = [i for i in range(n_shards) if not _shard_path(work, i).exists()]
+    todo = pending_shards(work, len(latlon), spec.shard_size)
     if not todo:
         return
     started_here = not ray.is_initialized()

@@ -12,35 +12,89 @@ import numpy as np
 import pandas as pd
 
 from gair import geo
-from index import vectors
+from index import integrity, vectors
+from index.integrity import IndexDamagedError, recorded_path  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from gair.embed import Embedder
 
-SUPPORTED_FORMATS = (1,)
+FORMAT_VERSION = 2  # 2: file sizes/digests, id-order digests, paths relative to the index
+MAX_K = 1000  # most neighbours one query returns (the CLI's JSON stays small)
 
 
 class IndexMismatchError(ValueError):
     """The index was built with another checkpoint than the one given."""
 
 
+def check_k(k) -> int:
+    """A neighbour count: an integer in [1, MAX_K] (ValueError naming it otherwise)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return int(k)
+
+
+def _require(manifest: dict, path: Path, key: str | tuple, kind: type):
+    """manifest[key] (dotted, or a tuple of keys), checked to be a `kind`; ValueError naming
+    the key otherwise."""
+    parts = tuple(key.split(".")) if isinstance(key, str) else key
+    key = ".".join(parts)
+    value = manifest
+    for part in parts:
+        if not isinstance(value, dict) or part not in value:
+            raise ValueError(f"{path} lacks {key!r}: not a complete GAIR index manifest")
+        value = value[part]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ValueError(f"{path}: {key!r} should be {kind.__name__}, got {value!r}")
+    return value
+
+
 def read_manifest(index_dir: str | Path) -> dict:
+    """Parse and check an index's manifest.json. FileNotFoundError when there is none,
+    ValueError (naming the key) when it is not a manifest this code reads."""
     path = Path(index_dir) / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(
             f"no index at {index_dir} (manifest.json missing): build one with `gair index build`"
         )
-    manifest = json.loads(path.read_text())
-    if manifest.get("format_version") not in SUPPORTED_FORMATS:
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} holds a {type(manifest).__name__}, not a manifest object")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{path}: format_version {version!r} is not an integer")
+    if version != FORMAT_VERSION:
         raise ValueError(
-            f"{path}: unsupported index format_version {manifest.get('format_version')!r}"
+            f"{path}: index format_version {version}, this code reads {FORMAT_VERSION}"
+            + ("; rebuild it with `gair index build`" if version < FORMAT_VERSION else "")
         )
+    for key, kind in (
+        ("checkpoint_hash", str),
+        ("checkpoint", str),
+        ("world.path", str),
+        ("grid.spec", str),
+        ("dim", int),
+        ("files", dict),
+    ):
+        _require(manifest, path, key, kind)
+    for table in integrity.TABLES:
+        _require(manifest, path, f"{table}.count", int)
+        _require(manifest, path, f"{table}.ids_sha256", str)
+    for name in integrity.FILES:
+        _require(manifest, path, ("files", name, "bytes"), int)
+        _require(manifest, path, ("files", name, "sha256"), str)
     return manifest
 
 
 class GridIndex:
     """A built index plus the Embedder of its checkpoint (or a `gair.deferred.DeferredEmbedder`
-    standing in for it). Thread-safe for concurrent queries."""
+    standing in for it). Thread-safe for concurrent queries.
+
+    Opening checks the index against its manifest (`index.integrity.check_on_open`: sizes,
+    counts, id order, FAISS agreement) and raises `IndexDamagedError` on any mismatch;
+    `verify()` also hashes every file."""
 
     def __init__(self, index_dir: str | Path, embedder: Embedder):
         self.dir = Path(index_dir)
@@ -52,6 +106,7 @@ class GridIndex:
                 "with this checkpoint or open it with the one it was built with"
             )
         self.embedder = embedder
+        integrity.check_sizes(self.dir, self.manifest)
         self.cells = pd.read_parquet(self.dir / "cells.parquet")
         self.streetviews = pd.read_parquet(self.dir / "streetviews.parquet")
         self.cell_vectors = np.load(self.dir / "cells.npy", mmap_mode="r")
@@ -64,6 +119,19 @@ class GridIndex:
             nprobe = self.manifest[name].get("nprobe")
             if nprobe:
                 vectors.set_search_params(idx, nprobe=nprobe, ef_search=max(64, 2 * nprobe))
+        integrity.check_on_open(
+            self.dir,
+            self.manifest,
+            {"cells": self.cells, "streetviews": self.streetviews},
+            {
+                "cells": [
+                    ("cells.npy", self.cell_vectors),
+                    ("cells_location.npy", self.cell_location),
+                ],
+                "streetviews": [("streetviews.npy", self.sv_vectors)],
+            },
+            {"cells": self.cell_index, "streetviews": self.sv_index},
+        )
         self._cell_pos = {cid: i for i, cid in enumerate(self.cells["cell_id"])}
         self._lock = vectors.SearchLock()
         self._embed_lock = threading.Lock()  # torch modules: one query embeds at a time
@@ -71,27 +139,34 @@ class GridIndex:
 
     @classmethod
     def open(
-        cls, index_dir: str | Path, checkpoint: str | Path | None = None, world=None
+        cls,
+        index_dir: str | Path,
+        checkpoint: str | Path | None = None,
+        world=None,
     ) -> GridIndex:
-        """Open with the checkpoint recorded in the manifest (or `checkpoint`) and its world."""
+        """Open with the checkpoint and world recorded in the manifest, or the ones given
+        (`world`: a World or a path to one)."""
         from gair.embed import Embedder
         from gair.world import World
 
         manifest = read_manifest(index_dir)
-        world = world or World.open(manifest["world"]["path"])
-        return cls(index_dir, Embedder(checkpoint or manifest["checkpoint"], world))
+        if world is None or isinstance(world, (str, Path)):
+            world = World.open(world or recorded_path(index_dir, manifest, "world"))
+        run_dir = checkpoint or recorded_path(index_dir, manifest, "checkpoint")
+        return cls(index_dir, Embedder(run_dir, world))
+
+    def verify(self, progress=None) -> None:
+        """Hash every file of the index against the manifest (IndexDamagedError if not)."""
+        integrity.verify_digests(self.dir, self.manifest, progress)
 
     # -- searches -------------------------------------------------------------------------
     def _search(
         self, index, table: pd.DataFrame, vec: np.ndarray, k: int, origin=None
     ) -> pd.DataFrame:
-        k = int(k)
-        if k <= 0:
-            raise ValueError(f"k must be a positive integer, got {k}")
+        k = check_k(k)
+        vec = self._check_vec(vec)
         with self._lock:
-            scores, ids = index.search(
-                np.asarray(vec, np.float32).reshape(1, -1), min(k, len(table))
-            )
+            scores, ids = index.search(vec[None], min(k, len(table)))
         keep = ids[0] >= 0
         hits = (
             table.iloc[ids[0][keep]]
@@ -105,6 +180,17 @@ class GridIndex:
                 np.asarray(origin)[None], hits[["lat", "lon"]].to_numpy()
             )
         return hits
+
+    def _check_vec(self, vec) -> np.ndarray:
+        """An embedding [E] (float32, finite) of this index's dimension."""
+        vec = np.asarray(vec, np.float32)
+        if vec.shape != (self.manifest["dim"],):
+            raise ValueError(
+                f"an embedding of this index has shape ({self.manifest['dim']},), got {vec.shape}"
+            )
+        if not np.isfinite(vec).all():
+            raise ValueError("the embedding contains a non-finite value")
+        return np.ascontiguousarray(vec)
 
     def search_cells(self, vec: np.ndarray, k: int = 10, origin=None) -> pd.DataFrame:
         return self._search(self.cell_index, self.cells, vec, k, origin)
@@ -176,11 +262,9 @@ class GridIndex:
                 )
                 self._cell_location = torch.from_numpy(np.array(self.cell_location, np.float32))
             scale = self.embedder.logit_scale
-        where = locate(
-            np.asarray(vec, np.float32)[None], self._cell_location, self._cell_latlon, scale
-        )
+        where = locate(self._check_vec(vec)[None], self._cell_location, self._cell_latlon, scale)
         return float(where[0, 0]), float(where[0, 1])
 
     def similarity_to_all_cells(self, vec: np.ndarray) -> np.ndarray:
         """Cosine similarity of `vec` to every cell [N] (for heatmaps); exact, vectorised."""
-        return np.asarray(self.cell_vectors) @ np.asarray(vec, np.float32)
+        return np.asarray(self.cell_vectors) @ self._check_vec(vec)

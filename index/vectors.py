@@ -147,7 +147,11 @@ def write_index(index, path: str | os.PathLike) -> None:
 def read_index(path: str | os.PathLike):
     if not Path(path).is_file():
         raise FileNotFoundError(f"FAISS index {path} is missing")
-    index = faiss.read_index(str(path))
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as err:  # FAISS reports a truncated or foreign file as RuntimeError
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"FAISS index {path} cannot be read ({first[:200]})") from err
     if gpu_available():
         index = faiss.index_cpu_to_all_gpus(index)
     return index

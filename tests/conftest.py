@@ -4,6 +4,9 @@
 (`gair world build --out DIR`) to reuse it; otherwise the world is built once per session into a
 temp dir (~30-60 s on 2 cores). `world`: `World.open(world_dir)`.
 `official_examples_dir`: ../shared/fixtures/official-examples (the test skips when absent).
+`tiny_run` (session): a random-init `tiny` checkpoint; `small_index` (session): (index dir,
+manifest) of a small index over France built with it (`small_index_spec`). Tests that damage an
+index copy it first.
 """
 
 from __future__ import annotations
@@ -44,3 +47,39 @@ def official_examples_dir() -> Path:
     if not (OFFICIAL_EXAMPLES / "examples.csv").is_file():
         pytest.skip(f"official examples not available at {OFFICIAL_EXAMPLES}")
     return OFFICIAL_EXAMPLES
+
+
+EUROPE = (0.0, 44.0, 6.0, 49.0)  # W, S, E, N: France, land and a little sea
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    import torch
+
+    from gair import build_model, save_model
+
+    torch.manual_seed(0)
+    return save_model(build_model("tiny"), tmp_path_factory.mktemp("runs") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def small_index_spec(tiny_run, world_dir):
+    from index.build import BuildSpec
+
+    return BuildSpec(
+        checkpoint=str(tiny_run),
+        world=str(world_dir),
+        grid="h3:4",
+        bbox=EUROPE,
+        gallery_size=300,
+        shard_size=64,
+    )
+
+
+@pytest.fixture(scope="session")
+def small_index(small_index_spec, world, tmp_path_factory):
+    from index.build import build_index
+
+    out = tmp_path_factory.mktemp("idx") / "index"
+    manifest = build_index(small_index_spec, out, world=world, progress=False)
+    return out, manifest

@@ -17,32 +17,15 @@ from index import build as build_mod
 from index.build import BuildSpec, build_index
 from index.search import GridIndex, IndexMismatchError
 
-EUROPE = (0.0, 44.0, 6.0, 49.0)  # W, S, E N: France, land and a little sea
+
+@pytest.fixture(scope="module")
+def spec(small_index_spec):
+    return small_index_spec
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_model(build_model("tiny"), tmp_path_factory.mktemp("runs") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def spec(tiny_run, world_dir):
-    return BuildSpec(
-        checkpoint=str(tiny_run),
-        world=str(world_dir),
-        grid="h3:4",
-        bbox=EUROPE,
-        gallery_size=300,
-        shard_size=64,
-    )
-
-
-@pytest.fixture(scope="module")
-def built(spec, world, tmp_path_factory):
-    out = tmp_path_factory.mktemp("idx") / "index"
-    manifest = build_index(spec, out, world=world, progress=False)
-    return out, manifest
+def built(small_index):
+    return small_index
 
 
 def test_tiling_weights_partition_unity_and_stay_inside_chips():

@@ -40,8 +40,13 @@ def predictions_for(res, emb: np.ndarray) -> dict | None:
     """{task: {"kind", "units", "classes", "probs"} or {"kind", "units", "value"}} or None."""
     if res.heads is None:
         return None
+    try:
+        predicted = res.heads.predict(np.asarray(emb, np.float32).reshape(1, -1))
+    except ValueError as err:  # unusable heads hide the predictions, never the click
+        res.heads_error = str(err)
+        return None
     out = {}
-    for name, y in res.heads.predict(np.asarray(emb, np.float32).reshape(1, -1)).items():
+    for name, y in predicted.items():
         task = res.heads.tasks[name]
         if task.kind == "regression":
             out[name] = {"kind": "regression", "units": task.units, "value": float(y[0])}

@@ -31,6 +31,13 @@ def truth_table(truth: dict) -> None:
 def render(res, result: dict) -> None:
     preds = result.get("predictions")
     truth = result["truth"]
+    if preds is None and getattr(res, "heads_error", None):
+        st.warning(
+            f"Predictions hidden: this run's heads cannot be used ({res.heads_error}). "
+            f"Retrain them with `gair eval --checkpoint {res.run_dir}`."
+        )
+        truth_table(truth)
+        return
     if preds is None:
         st.info(
             "This run has no prediction heads yet. Train them on frozen embeddings with\n\n"
