@@ -45,23 +45,42 @@ class BuildSpec:
     shard_size: int = 4096
     engine: str = "local"
     workers: int = 2
+    aoi: str | None = None  # a GeoJSON file: the area of interest (index.grid.load_aoi)
+
+    def load_aoi(self) -> grids.Aoi | None:
+        """The area of interest, read and validated (cached per file version)."""
+        return grids.load_aoi(self.aoi) if self.aoi is not None else None
 
     def identity(self, checkpoint_hash: str, world_fingerprint: str) -> dict:
         """What a resumable work dir must agree on."""
+        aoi = self.load_aoi()
         return {
             "checkpoint_hash": checkpoint_hash,
             "world": world_fingerprint,
             "grid": self.grid,
             "land_only": self.land_only,
             "bbox": list(self.bbox) if self.bbox is not None else None,
+            "aoi": aoi.sha256 if aoi is not None else None,
             "shard_size": self.shard_size,
+        }
+
+    def grid_record(self) -> dict:
+        """The manifest's `grid` entry: the spec, and the bbox / AOI it was limited to."""
+        aoi = self.load_aoi()
+        return {
+            "spec": self.grid,
+            "land_only": self.land_only,
+            "bbox": self.bbox,
+            "aoi": aoi.as_dict() if aoi is not None else None,
         }
 
 
 def select_cells(spec: BuildSpec, world) -> pd.DataFrame:
-    """The grid cells to embed with their world labels; ValueError when none remain."""
+    """The grid cells to embed with their world labels; ValueError when none remain. With an
+    AOI (and/or a bbox) the cells are filled from that area, never listed over the globe."""
     bbox = np.asarray(spec.bbox, dtype=np.float64) if spec.bbox is not None else None
-    cells = grids.grid_cells(spec.grid, bbox)
+    aoi = spec.load_aoi()
+    cells = grids.grid_cells(spec.grid, bbox, aoi)
     latlon = cells[["lat", "lon"]].to_numpy()
     labels = world.labels(latlon)
     for name in LABELS:
@@ -70,9 +89,11 @@ def select_cells(spec: BuildSpec, world) -> pd.DataFrame:
         cells = cells[cells["is_land"].astype(bool)].reset_index(drop=True)
     if cells.empty:
         where = f" inside bbox {list(spec.bbox)}" if spec.bbox is not None else ""
+        where += f" inside the AOI {spec.aoi}" if aoi is not None else ""
+        widen = "use a finer --grid, widen the area" if aoi is not None else "widen the bbox"
         raise ValueError(
             f"the grid {spec.grid}{where} has no cells{' on land' if spec.land_only else ''}: "
-            "nothing to index (widen the bbox or drop --land-only)"
+            f"nothing to index ({widen} or drop --land-only)"
         )
     return cells
 
@@ -257,7 +278,7 @@ def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = T
             "checkpoint_absolute": str(Path(spec.checkpoint).resolve()),
             "world": {"path": _relative_to(spec.world, out), "fingerprint": world.fingerprint},
             "world_absolute": str(Path(spec.world).resolve()),
-            "grid": {"spec": spec.grid, "land_only": spec.land_only, "bbox": spec.bbox},
+            "grid": spec.grid_record(),
             "tiling": embedder.tiling.as_dict(),
             "dim": embedder.dim,
             "metric": "inner_product (cosine on L2-normalised vectors)",

@@ -18,7 +18,9 @@ def register(sub) -> None:
     isub = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
 
     build = isub.add_parser(
-        "build", help="embed a global grid and the street-view gallery into FAISS"
+        "build",
+        help="embed a grid (global, a bbox or an area of interest) and the street-view "
+        "gallery into FAISS",
     )
     build.add_argument(
         "--checkpoint", required=True, help="run dir (model.safetensors + config.json)"
@@ -28,6 +30,13 @@ def register(sub) -> None:
         "--land-only", action="store_true", help="only cells whose centre is on land"
     )
     build.add_argument("--bbox", help="W,S,E,N degrees (W > E crosses the antimeridian)")
+    build.add_argument(
+        "--aoi",
+        metavar="GEOJSON|W,S,E,N",
+        help="area of interest: a GeoJSON file (Polygon/MultiPolygon geometry, Feature or "
+        "FeatureCollection) or a bbox W,S,E,N; its cells are filled from the area (resolutions "
+        "up to h3:10), never listed over the globe",
+    )
     build.add_argument("--engine", default="local", choices=["local", "ray"])
     build.add_argument("--workers", type=int, default=2, help="Ray actors (engine ray)")
     build.add_argument("--world", default=DEFAULT_WORLD)
@@ -76,10 +85,19 @@ def _add_overrides(parser) -> None:
 
 def run_build(args) -> int:
     from index.build import BuildSpec, build_index
-    from index.grid import parse_bbox, parse_grid_spec
+    from index.grid import check_grid_size, load_aoi, looks_like_bbox, parse_bbox, parse_grid_spec
 
-    parse_grid_spec(args.grid)
-    bbox = parse_bbox(args.bbox)
+    _, res = parse_grid_spec(args.grid)
+    aoi_file = None
+    if args.aoi is not None and args.bbox is not None:
+        raise ValueError("give --aoi or --bbox, not both")
+    if args.aoi is not None and looks_like_bbox(args.aoi):
+        bbox = parse_bbox(args.aoi)
+    else:
+        bbox = parse_bbox(args.bbox)
+        aoi_file = args.aoi
+    # the area is read and the grid's size checked before the model loads
+    check_grid_size(res, bbox, load_aoi(aoi_file) if aoi_file is not None else None)
     for name in ("gallery_size", "shard_size", "workers"):
         if getattr(args, name) <= 0:
             raise ValueError(
@@ -97,6 +115,7 @@ def run_build(args) -> int:
         shard_size=args.shard_size,
         engine=args.engine,
         workers=args.workers,
+        aoi=aoi_file,
     )
     manifest = build_index(spec, args.out, progress=not args.json)
     if args.json:

@@ -97,6 +97,8 @@ def rebuild_command(manifest: dict, index_dir: Path) -> str:
         parts.append("--land-only")
     if grid.get("bbox"):
         parts.append("--bbox " + ",".join(f"{v:g}" for v in grid["bbox"]))
+    if (grid.get("aoi") or {}).get("source"):
+        parts.append(f"--aoi {shlex.quote(str(grid['aoi']['source']))}")
     if manifest.get("streetviews", {}).get("count"):
         parts.append(f"--gallery-size {manifest['streetviews']['count']}")
     parts.append(f"--out {shlex.quote(_shown(Path(index_dir)))}")
