@@ -13,9 +13,18 @@ we use (lat, lon) and (west, south, east, north). Convert only here, at the boun
 
 Reading is safe: `torch.load(weights_only=True)` (plus `argparse.Namespace`, which training
 scripts often store beside the weights and which carries no code). Every tensor of the
-checkpoint is either mapped onto our model by the explicit table `release_key_map`, or reported
-as intentionally unused (`DOCUMENTED_UNUSED`, or a prefix the user declares with
-`--unused-prefix`); anything else, and any missing or mis-shaped tensor, is an error naming it.
+checkpoint is either mapped onto our model by the explicit table `release_key_map` (plus the
+optional `logit_scale`), or reported as intentionally unused (`DOCUMENTED_UNUSED`, which covers
+every tensor of the release's own `GAIRModel` state dict that no embedding reads, or a prefix
+the user declares with `--unused-prefix`); anything else, and any missing or mis-shaped tensor,
+is an error naming it. The street-view ViT loads in both HuggingFace key layouts: transformers
+4 (`sv_encoder.encoder.layer.N.attention.attention.query`, ...) and the refactored layout of
+recent transformers 5 releases (`sv_encoder.layers.N.attention.q_proj`, ...), which
+`normalise_sv_keys` turns into the former.
+
+The import also records the ground size of an RS chip (`rs_chip` in config.json, read with
+`gair.run_dir.rs_chip_km`): by default the release's own chip, a 224 px window of a 10 m
+Sentinel-2 raster (2.24 km); `--chip-km` overrides it.
 """
 
 from __future__ import annotations
@@ -34,28 +43,89 @@ from gair import geo
 from gair.checkpoint import CONFIG, file_sha256, load_state_strict, save_model
 from gair.config import PRESETS, resolve_config
 from gair.model import GAIR
+from gair.run_dir import rs_chip_entry
 
 LICENCE = (
     "CC BY-NC 4.0 (Creative Commons Attribution-NonCommercial 4.0): weights of the official "
     "GAIR release, imported by the user; non-commercial use only, attribute the GAIR authors"
 )
 
-# Release tensors that exist but do not contribute to any embedding (GAIR-NOTES.md).
-# Keys are prefixes (ending in ".") or exact names.
+# Release tensors that exist but do not contribute to any embedding (GAIR-NOTES.md; checked
+# against the release's `GAIRModel`, whose state dict holds every one of them). Keys are
+# prefixes (ending in ".") or exact names. docs/OFFICIAL.md explains each.
 DOCUMENTED_UNUSED: dict[str, str] = {
     "rs_encoder.s2_encoder.layer_norm.": "CROMA encoder's layer_norm: not used for embeddings",
     "rs_encoder.s2_encoder.head.": "CROMA encoder's head: not used for embeddings",
-    "rs_encoder.layer_norm.": "RS encoder's layer_norm: not used for embeddings",
-    "rs_encoder.head.": "RS encoder's head: not used for embeddings",
+    "rs_encoder.layer_norm.": (
+        "CROMA wrapper's layer_norm before its classification head: the RS embedding is the "
+        "mean of the encoder's tokens, taken before it"
+    ),
+    "rs_encoder.head.": (
+        "CROMA wrapper's classification head (10 classes): not part of any embedding"
+    ),
     "sv_encoder.embeddings.mask_token": "HF ViT mask token: used only for masked-image modelling",
+    "nerf_fn.": (
+        "the release's alternative transformer point query (2 blocks + final norm), called only "
+        "by GAIRModel.query_embedding; its localized RS embedding is the NILI query (imnet), "
+        "which is what this import maps"
+    ),
+    "query_feature": "learned query token of that transformer point query (query_embedding only)",
+    "rs_patch_pos_encoding": (
+        "fixed 2D sine-cosine encoding of the RS patch positions, an input of that transformer "
+        "point query only (the CROMA encoder uses ALiBi, no positional embedding)"
+    ),
+    "queue_for_location": (
+        "training state: the queue of past GPS coordinates that the location contrastive loss "
+        "uses as extra negatives; no embedding reads it (our own queue, criterion.queue.*, "
+        "starts empty)"
+    ),
+    "queue_ptr_location": "training state: the write position in queue_for_location",
+    "radar_proj.": (
+        "projection for a radar (SAR) modality that the release does not encode: no forward "
+        "pass calls it"
+    ),
+    "location_proj.": (
+        "projection of location embeddings that the release never applies: its "
+        "encode_location returns the location encoder's sum directly"
+    ),
 }
+
+# Release tensors mapped when present (older or trimmed checkpoints may lack them; ours then
+# keeps its default). `logit_scale` is the release's CLIP-style log of 1 / temperature (frozen
+# at log(1 / 0.07) in the release); ours is `criterion.log_scale`, which `GAIR.logit_scale()`
+# exponentiates for the geolocation posterior.
+OPTIONAL_MAP = {"logit_scale": "criterion.log_scale"}
 
 # The release's NILI decoder may be saved as a bare Linear (`imnet.weight`) or as LIIF's MLP
 # wrapper with no hidden layer (`imnet.layers.0.weight`); both are the same single Linear.
 _ALIASES = {"imnet.layers.0.weight": "imnet.weight", "imnet.layers.0.bias": "imnet.bias"}
 
-# Our tensors with no counterpart in the release: they keep their defaults.
-OWN_ONLY_PREFIXES = ("criterion.",)  # loss temperature and the coordinate queue
+# Our tensors with no counterpart in the release: they keep their defaults (the loss
+# temperature, unless the checkpoint has `logit_scale`, and the coordinate queue).
+OWN_ONLY_PREFIXES = ("criterion.",)
+
+# The release's chip (its `extract_rs_patch_with_bbox` default): a 224 px window of a Sentinel-2
+# raster at 10 m, resized to the model's 96 px. Recorded as `rs_chip` unless --chip-km is given.
+RELEASE_CHIP_PX = 224
+RELEASE_GSD_M = 10.0
+
+# The street-view ViT's per-layer names in the refactored HuggingFace layout (recent
+# transformers 5 releases: `sv_encoder.layers.N.<suffix>`) -> the transformers 4 layout
+# (`sv_encoder.encoder.layer.N.<suffix>`) that release_key_map uses.
+_SV_T5_SUFFIXES = {
+    "attention.q_proj": "attention.attention.query",
+    "attention.k_proj": "attention.attention.key",
+    "attention.v_proj": "attention.attention.value",
+    "attention.o_proj": "attention.output.dense",
+    "mlp.fc1": "intermediate.dense",
+    "mlp.fc2": "output.dense",
+    "layernorm_before": "layernorm_before",
+    "layernorm_after": "layernorm_after",
+}
+_SV_T5_KEY = re.compile(r"^sv_encoder\.layers\.(\d+)\.(.+)\.(weight|bias)$")
+_SV_T4_KEY = re.compile(r"^sv_encoder\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
+SV_LAYOUT_T4 = "transformers-4"
+SV_LAYOUT_T5 = "transformers-5"
 
 RS_PREFIX = "rs_encoder.s2_encoder."
 SV_PREFIX = "sv_encoder."
@@ -149,6 +219,44 @@ def load_release_state(path: str | Path) -> dict[str, torch.Tensor]:
             raise ValueError(f"{path}: tensor {name!r} appears twice (with and without a prefix)")
         state[name] = value
     return state
+
+
+def normalise_sv_keys(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """Rename the street-view ViT's tensors of a checkpoint saved with a refactored
+    HuggingFace ViT (recent transformers 5: `sv_encoder.layers.N.attention.q_proj.weight`,
+    `...mlp.fc1...`) to the transformers 4 names (`sv_encoder.encoder.layer.N.attention.
+    attention.query.weight`, `...intermediate.dense...`). Returns (state, layout), layout
+    "transformers-4" or "transformers-5". A key of the new layout with an unknown part keeps its
+    name (and is then reported as unexpected); a checkpoint mixing both layouts is an error."""
+    t4 = sorted(k for k in state if _SV_T4_KEY.match(k))
+    t5 = sorted(k for k in state if k.startswith("sv_encoder.layers."))
+    if t4 and t5:
+        raise ValueError(
+            "checkpoint mixes the transformers 4 and 5 key layouts of the street-view ViT "
+            f"(e.g. {t4[0]!r} and {t5[0]!r}): re-save it from one model"
+        )
+    if not t5:
+        return state, SV_LAYOUT_T4
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        found = _SV_T5_KEY.match(key)
+        if found and found.group(2) in _SV_T5_SUFFIXES:
+            n, part, kind = found.groups()
+            key = f"sv_encoder.encoder.layer.{n}.{_SV_T5_SUFFIXES[part]}.{kind}"
+        if key in out:
+            raise ValueError(f"checkpoint has tensor {key!r} under two names")
+        out[key] = value
+    return out, SV_LAYOUT_T5
+
+
+def _shown_key(key: str, layout: str) -> str:
+    """A (transformers 4 layout) key as the checkpoint names it, for messages."""
+    found = _SV_T4_KEY.match(key)
+    if layout != SV_LAYOUT_T5 or not found:
+        return key
+    n, part, kind = found.groups()
+    back = {v: k for k, v in _SV_T5_SUFFIXES.items()}
+    return f"sv_encoder.layers.{n}.{back.get(part, part)}.{kind}"
 
 
 # -- the mapping ----------------------------------------------------------------------------
@@ -271,6 +379,7 @@ def infer_config(
     override = {
         "base": "official",
         "embed_dim": embed_dim,
+        "loss": {"temperature": _release_temperature(state)},
         "rs": {
             "width": rs_width,
             "depth": rs_depth,
@@ -293,6 +402,20 @@ def infer_config(
     return resolve_config(override)
 
 
+def _release_temperature(state: dict[str, torch.Tensor]) -> float:
+    """The contrastive temperature of the release's `logit_scale` (a CLIP-style log of
+    1 / temperature), or our default 0.07 when the checkpoint has none."""
+    if "logit_scale" not in state:
+        return resolve_config("official")["loss"]["temperature"]
+    t = state["logit_scale"]
+    if t.ndim != 0 or not t.is_floating_point() or not torch.isfinite(t).all():
+        raise ValueError(
+            f"checkpoint tensor 'logit_scale' must be a finite float scalar (the log of "
+            f"1 / temperature), got {t.dtype} of shape {tuple(t.shape)}"
+        )
+    return float(f"{math.exp(-float(t)):.7g}")
+
+
 def _unused_reason(key: str, extra_prefixes: list[str]) -> str | None:
     for prefix, reason in DOCUMENTED_UNUSED.items():
         if key.startswith(prefix) if prefix.endswith(".") else key == prefix:
@@ -308,15 +431,19 @@ def map_release_state(
     config: dict,
     own: dict[str, torch.Tensor],
     unused_prefixes: list[str] | None = None,
+    sv_layout: str = SV_LAYOUT_T4,
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Map the release's tensors onto our keys. Returns (our state, {unused key: reason}).
 
-    `own` is our model's state dict (for shapes and the own-only defaults). Raises ValueError
-    naming every missing, mis-shaped, non-float or unexpected tensor.
+    `state` has transformers 4 names (`normalise_sv_keys`); `sv_layout` is the checkpoint's own
+    layout, used to name its tensors in messages. `own` is our model's state dict (for shapes
+    and the own-only defaults). Raises ValueError naming every missing, mis-shaped, non-float or
+    unexpected tensor.
     """
     key_map = release_key_map(config)
+    key_map.update({k: v for k, v in OPTIONAL_MAP.items() if k in state})
     extra = list(unused_prefixes or [])
-    missing = [k for k in key_map if k not in state]
+    missing = [_shown_key(k, sv_layout) for k in key_map if k not in state]
     unused = {k: r for k in state if k not in key_map and (r := _unused_reason(k, extra))}
     unexpected = [k for k in state if k not in key_map and k not in unused]
     mis_shaped, not_float = [], []
@@ -326,10 +453,11 @@ def map_release_state(
         t = state[theirs]
         if tuple(t.shape) != tuple(own[ours].shape):
             mis_shaped.append(
-                f"{theirs}: checkpoint {tuple(t.shape)}, expected {tuple(own[ours].shape)}"
+                f"{_shown_key(theirs, sv_layout)}: checkpoint {tuple(t.shape)}, expected "
+                f"{tuple(own[ours].shape)}"
             )
         elif not t.is_floating_point():
-            not_float.append(f"{theirs}: {t.dtype}")
+            not_float.append(f"{_shown_key(theirs, sv_layout)}: {t.dtype}")
     problems = []
     for label, items in (
         ("missing tensors", missing),
@@ -351,6 +479,7 @@ def map_release_state(
         )
     mapped_targets = set(key_map.values())
     ours_only = [k for k in own if k not in mapped_targets]
+    unused = {_shown_key(k, sv_layout): r for k, r in unused.items()}
     stray = [k for k in ours_only if not k.startswith(OWN_ONLY_PREFIXES)]
     if stray:  # our model grew a tensor the table does not know: a bug here, not in the file
         raise RuntimeError(f"release_key_map does not cover our tensors {stray[:10]}")
@@ -381,6 +510,25 @@ def _build_for_import(config: dict) -> GAIR:
         return GAIR(config)
 
 
+def release_rs_chip(config: dict, chip_km: float | None = None) -> dict:
+    """The `rs_chip` entry of an imported run: the release's chip (224 px of a 10 m Sentinel-2
+    raster, 2.24 km on the ground) or, with `chip_km`, the ground size the user gives."""
+    px = int(config["rs"]["img_size"])
+    if chip_km is None:
+        km = RELEASE_CHIP_PX * RELEASE_GSD_M / 1000.0
+        return rs_chip_entry(
+            km,
+            px,
+            "ground-square",
+            "the official release's chip: a 224 px window of a 10 m Sentinel-2 raster "
+            "(its extract_rs_patch_with_bbox default), resized to the model's "
+            f"{px} px",
+            source_px=RELEASE_CHIP_PX,
+            source_gsd_m=RELEASE_GSD_M,
+        )
+    return rs_chip_entry(chip_km, px, "ground-square", "given with --chip-km at import")
+
+
 def import_official(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -388,33 +536,43 @@ def import_official(
     sv_heads: int | None = None,
     unused_prefixes: list[str] | None = None,
     force: bool = False,
+    chip_km: float | None = None,
 ) -> dict:
     """Convert the release checkpoint into a run dir (model.safetensors + config.json).
 
+    `chip_km`: the ground size of one RS chip's side, recorded as `rs_chip` (default: the
+    release's 224 px at 10 m = 2.24 km).
+
     Returns a report: run_dir, checkpoint sha256, inferred sizes, mapped count, unused tensors
-    (name -> reason) and our tensors that kept their defaults."""
+    (name -> reason), our tensors that kept their defaults, the street-view key layout and the
+    RS chip."""
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if any(not prefix for prefix in unused_prefixes or []):
         raise ValueError("--unused-prefix must not be empty (it would match every tensor)")
+    if chip_km is not None and not (isinstance(chip_km, int | float) and 0 < chip_km < math.inf):
+        raise ValueError(f"--chip-km must be a positive number of km, got {chip_km!r}")
     if (out_dir / CONFIG).exists() and not force:
         raise ValueError(f"{out_dir} already holds a run ({CONFIG}); pass --force to replace it")
-    state = load_release_state(checkpoint)
+    state, sv_layout = normalise_sv_keys(load_release_state(checkpoint))
     config = infer_config(state, rs_heads, sv_heads)
+    rs_chip = release_rs_chip(config, chip_km)
     model = _build_for_import(config)
     own = model.state_dict()
-    ours, unused = map_release_state(state, config, own, unused_prefixes)
+    ours, unused = map_release_state(state, config, own, unused_prefixes, sv_layout)
     load_state_strict(model, ours, str(checkpoint))
     model.eval()
     # the skipped initialisers may only have left garbage in tensors the checkpoint overwrote:
     # check the others (own-only defaults, derived buffers such as the ALiBi bias)
-    from_release = set(release_key_map(config).values())
+    key_map = release_key_map(config)
+    key_map.update({k: v for k, v in OPTIONAL_MAP.items() if k in state})
+    from_release = set(key_map.values())
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         if name in from_release or not tensor.is_floating_point():
             continue
         if not torch.isfinite(tensor).all():
             raise RuntimeError(f"tensor {name} was not initialised while importing")
-    mapped = len(release_key_map(config))
-    kept = sorted(k for k in own if k.startswith(OWN_ONLY_PREFIXES))
+    mapped = len(key_map)
+    kept = sorted(k for k in own if k.startswith(OWN_ONLY_PREFIXES) and k not in from_release)
     sha = file_sha256(checkpoint)
     sizes = {
         "embed_dim": config["embed_dim"],
@@ -429,6 +587,7 @@ def import_official(
         "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tensors_in_checkpoint": len(state),
         "tensors_mapped": mapped,
+        "sv_key_layout": sv_layout,
         "sizes": sizes,
         "note": "re-implementation from the release's documented behaviour; its code is not used",
     }
@@ -440,6 +599,7 @@ def import_official(
             "licence": LICENCE,
             "unused_release_tensors": dict(sorted(unused.items())),
             "kept_default_tensors": kept,
+            "rs_chip": rs_chip,
         },
     )
     return {
@@ -450,6 +610,9 @@ def import_official(
         "sizes": sizes,
         "tensors_in_checkpoint": len(state),
         "tensors_mapped": mapped,
+        "sv_key_layout": sv_layout,
         "unused_release_tensors": dict(sorted(unused.items())),
         "kept_default_tensors": kept,
+        "logit_scale": model.logit_scale(),
+        "rs_chip": rs_chip,
     }

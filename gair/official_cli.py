@@ -32,6 +32,14 @@ def register(subparsers) -> None:
         metavar="PREFIX",
         help="declare checkpoint tensors under PREFIX intentionally unused (repeatable)",
     )
+    p.add_argument(
+        "--chip-km",
+        type=float,
+        default=None,
+        metavar="KM",
+        help="ground size of one RS chip's side, recorded in config.json (default 2.24: the "
+        "release's 224 px window of 10 m Sentinel-2)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.set_defaults(func=_run)
 
@@ -46,6 +54,7 @@ def _run(args) -> int:
         sv_heads=args.sv_heads,
         unused_prefixes=args.unused_prefix,
         force=args.force,
+        chip_km=args.chip_km,
     )
     if args.json:
         print(json.dumps(report, indent=2))
@@ -58,11 +67,17 @@ def _run(args) -> int:
         f"SV ViT width {s['sv']['width']} depth {s['sv']['depth']} heads {s['sv']['heads']} "
         f"at {s['sv']['img_size']} px; embed_dim {s['embed_dim']}"
     )
-    print(f"  {report['tensors_mapped']} of {report['tensors_in_checkpoint']} tensors mapped")
+    print(
+        f"  {report['tensors_mapped']} of {report['tensors_in_checkpoint']} tensors mapped "
+        f"(street-view ViT in the {report['sv_key_layout']} key layout); logit scale "
+        f"{report['logit_scale']:.4g}"
+    )
     unused = report["unused_release_tensors"]
     print(f"  intentionally unused release tensors ({len(unused)}):")
     for key, reason in unused.items():
         print(f"    {key}  ({reason})")
     print(f"  kept defaults (no release counterpart): {', '.join(report['kept_default_tensors'])}")
+    chip = report["rs_chip"]
+    print(f"  RS chip: {chip['km']:g} km on the ground at {chip['px']} px ({chip['source']})")
     print(f"  licence: {report['licence']}")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -106,3 +107,67 @@ def checkpoint_hash(run_dir: str | Path) -> str:
     if not is_sha256(sha):
         raise ValueError(f"{Path(run_dir) / CONFIG} records no valid weights_sha256")
     return sha
+
+
+# -- the RS chip's ground size ------------------------------------------------------------------
+# config.json's top-level `rs_chip` (written by `gair train` and `gair import-official`): how
+# much ground one RS chip covers, which a raster source needs to cut chips the model knows.
+#   km: the chip's north-south side on the ground, in km;
+#   px: pixels across the model's input (rs.img_size); m_per_px = km * 1000 / px;
+#   shape: "ground-square" (km x km on the ground, e.g. Sentinel-2 chips) or "degree-square"
+#     (deg x deg of latitude/longitude, the demo world's plate carree chips: the east-west side
+#     is then km * cos(latitude)); deg: the side in degrees (degree-square only);
+#   source: how it was determined; optional source_px / source_gsd_m: the window read from the
+#     source raster and its ground sample distance, before the resize to px.
+RS_CHIP = "rs_chip"
+CHIP_SHAPES = ("ground-square", "degree-square")
+
+
+def _positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def rs_chip_entry(km: float, px: int, shape: str, source: str, **extra) -> dict:
+    """A validated `rs_chip` entry for config.json (see above)."""
+    km = _positive(km, "rs_chip km (the chip's ground size)")
+    if isinstance(px, bool) or not isinstance(px, int) or px <= 0:
+        raise ValueError(f"rs_chip px must be a positive integer, got {px!r}")
+    if shape not in CHIP_SHAPES:
+        raise ValueError(f"rs_chip shape must be one of {CHIP_SHAPES}, got {shape!r}")
+    entry = {"km": km, "px": px, "m_per_px": round(km * 1000.0 / px, 6), "shape": shape}
+    entry.update({k: v for k, v in extra.items() if v is not None})
+    entry["source"] = source
+    return entry
+
+
+def rs_chip(run_config: dict, where: str = "the run") -> dict | None:
+    """The run's `rs_chip` entry (checked), or None for a run dir written before it existed."""
+    entry = run_config.get(RS_CHIP)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}'s config.json has a malformed {RS_CHIP!r}: {entry!r:.200}")
+    _positive(entry.get("km"), f"{where}'s config.json {RS_CHIP}.km")
+    return entry
+
+
+def rs_chip_km(run_config: dict, chip_km: float | None = None, where: str = "the run dir") -> float:
+    """Ground size in km of one RS chip's (north-south) side: `chip_km` when given (a command's
+    --chip-km), else the run's recorded `rs_chip.km`. A run dir that records none (trained or
+    imported before the entry existed, e.g. checkpoints/demo) raises a ValueError asking for
+    --chip-km; reading such a run for anything else is unaffected."""
+    if chip_km is not None:
+        return _positive(chip_km, "--chip-km")
+    entry = rs_chip(run_config, where)
+    if entry is None:
+        raise ValueError(
+            f"{where} does not record the ground size of its RS chips ({RS_CHIP!r} in "
+            f"{CONFIG}; runs trained or imported before this version lack it): pass --chip-km "
+            "KM, the ground size in km of one chip's side as the model was trained (2.24 for "
+            "the official release: 224 px of 10 m Sentinel-2)"
+        )
+    return float(entry["km"])

@@ -99,6 +99,76 @@ def make_release_state(
     return s
 
 
+def add_gair_model_extras(state: dict, seed: int = 100, queue_size: int = 64) -> dict:
+    """The state dict of the release's whole `GAIRModel`: `state` (the tensors the embeddings
+    use, with the CROMA wrapper's layer_norm/head) plus the 33 tensors that no embedding reads:
+    the transformer point query `nerf_fn` (2 blocks of attention create_qkv/out/input_norm and
+    FFN net.0/net.2/input_norm, a final norm_out), `query_feature`, `rs_patch_pos_encoding`,
+    the location queue and its pointer, `logit_scale` (log 1/0.07) and the unused `radar_proj`
+    and `location_proj`. The RS tensors of the wrapper are moved to `rs_encoder.layer_norm` /
+    `rs_encoder.head` (where GAIRModel has them) when `state` has them under s2_encoder."""
+    g = torch.Generator().manual_seed(seed)
+    e = state["optical_proj.weight"].shape[0]
+    n_tokens = (RS_IMG // RS_PATCH) ** 2
+    out = {}
+    for key, value in state.items():
+        for part in ("layer_norm.", "head."):
+            if key.startswith("rs_encoder.s2_encoder." + part):
+                key = "rs_encoder." + key[len("rs_encoder.s2_encoder.") :]
+        out[key] = value
+
+    def rand(*shape):
+        return 0.02 * torch.randn(*shape, generator=g)
+
+    for n in range(2):
+        a, f = f"nerf_fn.layers.{n}.0.", f"nerf_fn.layers.{n}.1."
+        out[a + "create_qkv.weight"] = rand(3 * e, e)
+        out[a + "out.weight"], out[a + "out.bias"] = rand(e, e), rand(e)
+        out[a + "input_norm.weight"], out[a + "input_norm.bias"] = 1 + rand(e), rand(e)
+        out[f + "net.0.weight"], out[f + "net.0.bias"] = rand(4 * e, e), rand(4 * e)
+        out[f + "net.2.weight"], out[f + "net.2.bias"] = rand(e, 4 * e), rand(e)
+        out[f + "input_norm.weight"], out[f + "input_norm.bias"] = 1 + rand(e), rand(e)
+    out["nerf_fn.norm_out.weight"], out["nerf_fn.norm_out.bias"] = 1 + rand(e), rand(e)
+    out["query_feature"] = rand(1, 1, e)
+    out["rs_patch_pos_encoding"] = rand(1, n_tokens, e)
+    queue = torch.randn(2, queue_size, generator=g)
+    out["queue_for_location"] = queue / queue.norm(dim=0, keepdim=True)
+    out["queue_ptr_location"] = torch.zeros(1, dtype=torch.long)
+    out["logit_scale"] = torch.ones([]) * math.log(1 / 0.07)
+    for name in ("radar_proj", "location_proj"):
+        out[f"{name}.weight"], out[f"{name}.bias"] = rand(e, e), rand(e)
+    return out
+
+
+# HF ViT per-layer names: transformers 4 -> the refactored layout of recent transformers 5
+# (read from transformers 5.24's ViTModel: `layers.N.attention.{q,k,v,o}_proj`,
+# `layers.N.mlp.fc{1,2}`; embeddings, layernorm and pooler keep their names).
+_T5_PARTS = [
+    ("attention.attention.query.", "attention.q_proj."),
+    ("attention.attention.key.", "attention.k_proj."),
+    ("attention.attention.value.", "attention.v_proj."),
+    ("attention.output.dense.", "attention.o_proj."),
+    ("intermediate.dense.", "mlp.fc1."),
+    ("output.dense.", "mlp.fc2."),
+]
+
+
+def to_transformers5_layout(state: dict) -> dict:
+    """`state` with the street-view ViT's layers named as a transformers 5 ViTModel saves them."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("sv_encoder.encoder.layer."):
+            rest = key[len("sv_encoder.encoder.layer.") :]
+            n, _, tail = rest.partition(".")
+            for old, new in _T5_PARTS:
+                if tail.startswith(old):
+                    tail = new + tail[len(old) :]
+                    break
+            key = f"sv_encoder.layers.{n}.{tail}"
+        out[key] = value
+    return out
+
+
 def save_release_checkpoint(state: dict, path, prefix: str = "module.", wrap: bool = True) -> None:
     """torch.save in the release's format: {"model": state dict} with a `module.` prefix."""
     sd = {prefix + k: v for k, v in state.items()}

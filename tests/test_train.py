@@ -11,7 +11,9 @@ from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load as load_safetensors
 
 from gair import load_model
+from gair.checkpoint import checkpoint_hash
 from gair.cli import main as gair_main
+from gair.run_dir import rs_chip_km
 from train.checkpointing import RESUME_FILE, load_resume_state
 from train.config import load_config
 from train.data import collate
@@ -42,6 +44,11 @@ def test_fit_writes_a_run_dir_that_reloads_exactly(tmp_path):
     meta = json.loads((run / "config.json").read_text())
     assert meta["train"]["global_step"] == 12
     assert meta["data"]["fingerprint"].startswith("synthetic:")
+    # the chips' ground size travels with the run (synthetic chips: 32/15 degree squares)
+    chip = meta["rs_chip"]
+    assert chip["shape"] == "degree-square" and chip["px"] == 16
+    assert chip["deg"] == pytest.approx(32 / 15) and chip["km"] == pytest.approx(237.2, abs=0.1)
+    assert rs_chip_km(meta) == chip["km"] and meta["train"]["init"] is None
     assert meta["train"]["config"]["name"] == "test"
     for key in ("r1", "r10", "loc_median_km", "baseline_median_km"):
         assert meta["metrics"][key] == pytest.approx(summary["metrics"][key])
@@ -146,3 +153,89 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, crash_at, 
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert not list((tmp_path / "crashed").glob(".*"))
+
+
+# -- fine-tuning from a run dir (--init) --------------------------------------------------------
+class FirstWeights(Callback):
+    """Records the model's weights when training starts."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("base") / "run"
+    train(tiny_cfg("data.val_samples=32", max_steps=4), out=run)
+    return run
+
+
+def test_init_fine_tunes_from_a_trained_run(base_run, tmp_path):
+    cfg = load_config("test", ["data.val_samples=32"], 3, init=base_run)
+    assert cfg["init"] == str(base_run)
+    first = FirstWeights()
+    summary = train(cfg, out=tmp_path / "ft", callbacks=[first])
+    assert summary["global_step"] == 3
+    base = load_model(base_run).state_dict()
+    for key, tensor in base.items():  # training started from the run's weights
+        if not key.startswith("criterion."):
+            assert torch.equal(first.state[key], tensor), key
+    assert first.state["criterion.queue.count"] == 0  # the loss state is the config's
+    meta = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert meta["train"]["init"] == {"run_dir": str(base_run), "sha256": checkpoint_hash(base_run)}
+    assert meta["train"]["config"]["init"] == str(base_run)
+    tuned = load_model(tmp_path / "ft").state_dict()
+    assert not torch.equal(tuned["sv_proj.weight"], base["sv_proj.weight"])  # it trained
+
+
+def test_init_model_config_must_agree_or_come_from_the_run(base_run):
+    with pytest.raises(ValueError, match=r"differs from the one of --init.*rs\.heads"):
+        load_config("test", ["model.rs.heads=1"], 2, init=base_run)
+    # model: init takes the run's model (loss settings may change: they are training state)
+    cfg = load_config("test", ["model=init", "model.loss.temperature=0.05"], 2, init=base_run)
+    assert cfg["model_config"]["rs"] == load_model(base_run).config["rs"]
+    assert cfg["model_config"]["loss"]["temperature"] == 0.05
+    with pytest.raises(ValueError, match="none is given"):
+        load_config("test", ["model=init"], 2)
+    with pytest.raises(FileNotFoundError, match="--init"):
+        load_config("test", [], 2, init=base_run.parent / "nope")
+
+
+def test_cli_init(base_run, tmp_path, capsys):
+    out = tmp_path / "ft"
+    argv = ["train", "--config", "test", "--init", str(base_run), "--out", str(out)]
+    assert gair_main(argv + ["--max-steps", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["global_step"] == 2
+    assert json.loads((out / "config.json").read_text())["train"]["init"]["run_dir"] == str(
+        base_run
+    )
+    assert gair_main(argv[:4] + [str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "--init" in capsys.readouterr().err
+
+
+def test_init_fine_tunes_an_imported_official_checkpoint(tmp_path):
+    """The official release's layout (a small random one), imported, then fine-tuned on
+    synthetic data with its own model config (10-band 96 px chips, 224 px views)."""
+    from gair.official import import_official
+    from tests.official_reference import (
+        add_gair_model_extras,
+        make_release_state,
+        save_release_checkpoint,
+    )
+
+    state = make_release_state(rs_depth=1, sv_depth=1, loc_hidden=32, n_freq=8, seed=3)
+    save_release_checkpoint(add_gair_model_extras(state), tmp_path / "gair.pth")
+    import_official(tmp_path / "gair.pth", tmp_path / "official")
+    overrides = ["model=init", "data.synthetic_train=16", "data.synthetic_val=8",
+                 "data.val_samples=8", "data.gallery_train=8", "optimizer.batch_size=4"]  # fmt: skip
+    cfg = load_config("test", overrides, 2, init=tmp_path / "official")
+    assert cfg["model_config"]["name"] == "official"
+    first = FirstWeights()
+    summary = train(cfg, out=tmp_path / "ft", callbacks=[first])
+    assert summary["global_step"] == 2
+    imported = load_model(tmp_path / "official").state_dict()
+    assert torch.equal(
+        first.state["point_query.decoder.weight"], imported["point_query.decoder.weight"]
+    )
+    meta = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert meta["model"]["rs"]["encoder"] == "croma_vit" and meta["rs_chip"]["px"] == 96

@@ -47,6 +47,7 @@ def write_prepared(out, n=160, shard_size=64, chip=16, view=16, seed=0):
         "format_version": PREPARED_FORMAT_VERSION,
         "count": n,
         "bands": L2A,
+        "params": {"chip_km": 2.0, "chip_px": chip},  # as `gair data prepare` records them
         "shards": shards,
     }
     (out / "manifest.json").write_text(json.dumps(manifest))
@@ -91,3 +92,6 @@ def test_short_fit_on_prepared_triples(tmp_path):
         and meta["metrics"]["gallery_with_train"] > meta["metrics"]["n"]
     )
     assert load_model(tmp_path / "run").config["rs"]["bands"] == raw["model"]["rs"]["bands"]
+    # the chips' ground size comes from the prepared data: 2 km squares of 16 px
+    assert meta["rs_chip"]["km"] == 2.0 and meta["rs_chip"]["shape"] == "ground-square"
+    assert meta["rs_chip"]["source_px"] == 16 and meta["rs_chip"]["source_gsd_m"] == 125.0

@@ -39,3 +39,7 @@ def test_short_fit_on_the_demo_world(world_dir, tmp_path):
     assert m["n"] == m["gallery"] == 64 and m["gallery_with_train"] == 64 + 256
     assert 0 <= m["r10"] <= 1 and m["loc_median_km"] >= 0 and m["baseline_median_km"] > 0
     assert load_model(tmp_path / "run").config["rs"]["bands"] == World.open(world_dir).bands
+    # the chips' ground size: 16 px of 1/15 degree (the world's raster), 1.0667 degree squares
+    chip = meta["rs_chip"]
+    assert chip["shape"] == "degree-square" and chip["px"] == 16
+    assert chip["deg"] == pytest.approx(16 / 15) and chip["km"] == pytest.approx(118.6, abs=0.1)

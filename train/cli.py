@@ -1,7 +1,7 @@
 """`gair train`: registered through the "gair.commands" entry point (pyproject.toml).
 
 gair train --config train/configs/demo.yaml [--resume [--revalidate]] [--out RUN_DIR]
-           [--max-steps N] [--set key=value ...] [--json]
+           [--init RUN_DIR] [--max-steps N] [--set key=value ...] [--json]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ EPILOG = """examples:
   gair train --config demo --resume --revalidate              # re-score a finished run
   gair train --config demo --set model.inr.mode=center-pool --out checkpoints/demo-pool
   gair train --config paper --set trainer.devices=8 --set trainer.num_nodes=4
+  gair train --config real --init checkpoints/gair-official --set model=init --out runs/ft
 see docs/TRAINING.md"""
 
 
@@ -31,6 +32,12 @@ def register(subparsers) -> None:
         "--config", required=True, help="training YAML, or a shipped name (demo, paper, real, test)"
     )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.ckpt")
+    parser.add_argument(
+        "--init",
+        metavar="RUN_DIR",
+        help="fine-tune: start from the weights of a trained or imported run dir (the model "
+        "config is the run's when the config sets `model: init` or none; else it must agree)",
+    )
     parser.add_argument("--out", metavar="RUN_DIR", help="run dir (default: the config's run_dir)")
     parser.add_argument(
         "--revalidate",
@@ -58,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
     if args.revalidate and not args.resume:
         raise ValueError("--revalidate needs --resume: it re-scores the run saved in last.ckpt")
-    cfg = load_config(args.config, args.overrides, args.max_steps)
+    cfg = load_config(args.config, args.overrides, args.max_steps, init=args.init)
     from train.runner import train  # heavy imports (lightning) only once the config is valid
 
     summary = train(cfg, out=args.out, resume=args.resume, revalidate=args.revalidate)

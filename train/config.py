@@ -114,7 +114,15 @@ def _compile(v):
 def _model(v):
     if isinstance(v, str | dict):
         return v
-    raise _Bad("must be a preset name (e.g. 'tiny') or a mapping with 'base:' and overrides")
+    raise _Bad(
+        "must be a preset name (e.g. 'tiny'), a mapping with 'base:' and overrides, or 'init' "
+        "(the model of the run given with --init)"
+    )
+
+
+INIT_MODEL = "init"  # `model: init`: the model config of the run named by `init` / --init
+# model config sections a fine-tuning run may change without changing what the weights compute
+INIT_FREE_KEYS = ("name", "loss")
 
 
 # The schema: nested dicts of (default, check). `model` is validated by gair.config.
@@ -122,6 +130,9 @@ SCHEMA: dict[str, Any] = {
     "name": ("custom", _str),
     "run_dir": (None, _optional(_str)),  # default --out
     "seed": (0, _int(0)),
+    # fine-tune: start from the weights of this run dir (trained, or `gair import-official`);
+    # `model` then defaults to the run's own model config and must agree with it
+    "init": (None, _optional(_str)),
     "model": ("tiny", _model),
     "data": {
         "source": ("world", _choice(DATA_SOURCES)),
@@ -203,10 +214,59 @@ def _cross_checks(cfg: dict, source: str) -> None:
         raise ValueError(
             f"bad value in {source}: set optimizer.warmup_epochs or optimizer.warmup_steps, not both"
         )
+    if cfg["model"] == INIT_MODEL and not cfg["init"]:
+        raise ValueError(
+            f"bad value in {source}: model 'init' takes the model of the run given with --init "
+            "RUN_DIR (or init:), and none is given"
+        )
     try:
         cfg["model_config"] = resolve_config(cfg["model"])
     except ValueError as err:
         raise ValueError(f"bad model config in {source}: {err}") from None
+    if cfg["init"]:
+        check_init_model(cfg["model_config"], cfg["init"], source)
+
+
+def init_model_config(run_dir: str | Path) -> dict:
+    """The model config of a run dir to fine-tune from (its config.json; torch-free)."""
+    from gair.run_dir import read_run_config
+
+    try:
+        meta = read_run_config(run_dir)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"--init {run_dir}: {err}") from None
+    try:
+        return resolve_config(meta["model"])
+    except ValueError as err:
+        raise ValueError(f"--init {run_dir}: its model config is invalid: {err}") from None
+
+
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in a or key not in b:
+                out.append(f"{sub}: {a.get(key, 'missing')!r} vs {b.get(key, 'missing')!r}")
+            else:
+                out += _differences(a[key], b[key], sub)
+        return out
+    return [] if a == b else [f"{path}: {a!r:.60} vs {b!r:.60}"]
+
+
+def check_init_model(model_config: dict, run_dir: str | Path, source: str) -> None:
+    """A fine-tuning config's model must be the run's (up to `INIT_FREE_KEYS`: its name and
+    the loss settings), so that the weights mean what they meant."""
+    theirs = init_model_config(run_dir)
+    ours = {k: v for k, v in model_config.items() if k not in INIT_FREE_KEYS}
+    diff = _differences(ours, {k: v for k, v in theirs.items() if k not in INIT_FREE_KEYS})
+    if diff:
+        more = f" ... ({len(diff)} in all)" if len(diff) > 6 else ""
+        raise ValueError(
+            f"the model config in {source} differs from the one of --init {run_dir} "
+            f"(config vs run: {'; '.join(diff[:6])}{more}): leave `model` out of the config, "
+            "or set `model: init` (--set model=init), to take the run's"
+        )
 
 
 def validate(raw: dict, source: str = "<config>") -> dict:
@@ -265,9 +325,15 @@ def apply_overrides(raw: dict, overrides: Iterable[tuple[str, Any]]) -> dict:
 
 
 def load_config(
-    config: str | Path, overrides: Iterable[str] = (), max_steps: int | None = None
+    config: str | Path,
+    overrides: Iterable[str] = (),
+    max_steps: int | None = None,
+    init: str | Path | None = None,
 ) -> dict:
-    """Read and validate a training YAML; `overrides` are `key=value` strings (`--set`)."""
+    """Read and validate a training YAML; `overrides` are `key=value` strings (`--set`);
+    `init` (--init): a run dir to fine-tune from. With a run to start from, a config whose
+    `model` is absent or `init` takes the run's model config (before the `--set model.X`
+    overrides), and any other model config must agree with it (`check_init_model`)."""
     path = resolve_path(config)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -278,6 +344,14 @@ def load_config(
     pairs = parse_overrides(overrides)
     if max_steps is not None:
         pairs.append(("trainer.max_steps", max_steps))
+    if init is not None:
+        pairs.append(("init", str(init)))
+    given = dict(pairs)
+    run = given.get("init", raw.get("init"))
+    model = given.get("model", raw.get("model", INIT_MODEL if run else None))
+    if run and isinstance(run, str) and model == INIT_MODEL:
+        raw["model"] = init_model_config(run)
+        pairs = [(k, v) for k, v in pairs if k != "model"]
     raw = apply_overrides(raw, pairs)
     source = str(path) + (" (with --set/--max-steps overrides)" if pairs else "")
     cfg = validate(raw, source)

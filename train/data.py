@@ -173,6 +173,55 @@ SOURCES = {
 }
 
 
+def _km_per_deg() -> float:
+    from gair import geo
+
+    return math.pi * geo.EARTH_RADIUS_KM / 180.0
+
+
+def rs_chip_of(cfg: dict) -> dict | None:
+    """The ground size of the RS chips a config's data feeds the model (config.json's
+    `rs_chip`, see `gair.run_dir`): the demo world's and the synthetic chips are squares of
+    latitude/longitude degrees, prepared chips are `chip_km` squares on the ground. None when
+    the data does not say (a prepared manifest without chip_km)."""
+    from gair.run_dir import rs_chip_entry
+
+    data, px = cfg["data"], int(cfg["model_config"]["rs"]["img_size"])
+    if data["source"] == "world":
+        deg_per_px = float(_read_manifest(Path(data["path"]))["grid"]["deg_per_px"])
+        deg = px * deg_per_px
+        return rs_chip_entry(
+            deg * _km_per_deg(),
+            px,
+            "degree-square",
+            f"the demo world's chips: {px} px of {deg_per_px:.6g} degree",
+            deg=deg,
+        )
+    if data["source"] == "synthetic":
+        from train.synthetic import CHIP_HALF_DEG
+
+        deg = 2 * CHIP_HALF_DEG
+        return rs_chip_entry(
+            deg * _km_per_deg(), px, "degree-square", "the synthetic chips", deg=deg
+        )
+    params = _read_manifest(Path(data["path"])).get("params") or {}
+    if not params.get("chip_km"):
+        return None
+    source_px = params.get("chip_px")
+    return rs_chip_entry(
+        float(params["chip_km"]),
+        px,
+        "ground-square",
+        f"gair data prepare --chip-km {params['chip_km']:g} ({data['path']})",
+        source_px=source_px,
+        source_gsd_m=round(float(params["chip_km"]) * 1000.0 / source_px, 6) if source_px else None,
+    )
+
+
+def _read_manifest(path: Path) -> dict:
+    return json.loads((path / "manifest.json").read_text())
+
+
 def open_datasets(cfg: dict) -> tuple[Dataset, Dataset, str]:
     """(train dataset, full validation dataset, data fingerprint) for a training config."""
     data = cfg["data"]
@@ -298,6 +347,8 @@ class GAIRDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg = cfg
         self.train_set, val_full, self.fingerprint = datasets or open_datasets(cfg)
+        # the chips' ground size, recorded in config.json (given datasets may carry their own)
+        self.rs_chip = getattr(self.train_set, "rs_chip", None) if datasets else rs_chip_of(cfg)
         picked = evenly_spaced(len(val_full), cfg["data"]["val_samples"])
         val_latlon = dataset_latlon(val_full)
         self.val_set = IndexedSubset(val_full, picked, val_latlon[picked % len(val_latlon)])

@@ -39,6 +39,8 @@ class GAIRTraining(L.LightningModule):
         self.model = build_model(cfg["model_config"])
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.data_fingerprint = data_fingerprint
+        self.rs_chip: dict | None = None  # the chips' ground size (train.data.rs_chip_of)
+        self.init_from: dict | None = None  # the run dir fine-tuned from (runner, --init)
         self.extra_gallery: torch.Tensor | None = None
         self.baseline_latlon: np.ndarray | None = None
         self.last_metrics: dict[str, float] = {}
@@ -195,6 +197,7 @@ class GAIRTraining(L.LightningModule):
                 "global_step": int(self.global_step),
                 "epoch": int(self.current_epoch),
                 "optimizer": self.optim_info,
+                "init": self.init_from,
                 "baseline_latlon": None
                 if self.baseline_latlon is None
                 else [float(x) for x in self.baseline_latlon],
@@ -205,6 +208,8 @@ class GAIRTraining(L.LightningModule):
                 "fingerprint": self.data_fingerprint,
             },
         }
+        if self.rs_chip is not None:
+            extra["rs_chip"] = self.rs_chip
         return save_model(self.model, self.run_dir, extra=extra)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -214,6 +219,7 @@ class GAIRTraining(L.LightningModule):
             "train_config": public(self.cfg),
             "last_metrics": dict(self.last_metrics),
             "last_val_step": int(self.last_val_step),
+            "init_from": self.init_from,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -231,3 +237,4 @@ class GAIRTraining(L.LightningModule):
             )
         self.last_metrics = dict(saved.get("last_metrics") or {})
         self.last_val_step = int(saved.get("last_val_step", -1))
+        self.init_from = saved.get("init_from")

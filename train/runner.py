@@ -91,6 +91,22 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> Path | None:
     return None
 
 
+def load_init_weights(model: torch.nn.Module, run_dir: str | Path) -> dict:
+    """Copy the weights of a run dir (trained, or `gair import-official`) into `model` for
+    fine-tuning: `gair.load_model` checks the weights against the run's SHA-256 and its own
+    config; then every tensor must fit `model` by name and shape. The loss state (`criterion.*`:
+    temperature, coordinate queue) is the training config's, not the run's: it is training
+    state, which the config may change. Returns the provenance recorded in config.json
+    (`train.init`)."""
+    from gair.checkpoint import checkpoint_hash, load_model, load_state_strict
+
+    own = {k: v for k, v in model.state_dict().items() if k.startswith("criterion.")}
+    loaded = load_model(run_dir).state_dict()
+    state = {k: v for k, v in loaded.items() if not k.startswith("criterion.")}
+    load_state_strict(model, {**state, **own}, f"--init {run_dir}")
+    return {"run_dir": str(run_dir), "sha256": checkpoint_hash(run_dir)}
+
+
 def build_trainer(cfg: dict, run_dir: Path, resume_step: int | None, callbacks=()) -> L.Trainer:
     tcfg = cfg["trainer"]
     loggers = [
@@ -167,6 +183,11 @@ def _fit(cfg, run_dir, ckpt, resume_step, datasets, callbacks, revalidate=False)
 
     datamodule = GAIRDataModule(cfg, datasets)  # opens the data first: a missing world fails fast
     module = GAIRTraining(cfg, run_dir, datamodule.fingerprint)
+    module.rs_chip = datamodule.rs_chip
+    if cfg.get("init") and ckpt is None:  # a resumed run restores its own weights instead
+        module.init_from = load_init_weights(module.model, cfg["init"])
+        if _is_rank_zero():
+            log.info("fine-tuning from %s (weights %s)", cfg["init"], module.init_from["sha256"])
     module.set_locations(*datamodule.location_sets(cfg["data"]["gallery_train"]))
     if resolve_compile(cfg["trainer"]):
         compile_model(module.model)
