@@ -42,6 +42,7 @@ from streamlit_folium import st_folium  # noqa: E402
 
 from app import assets, logic, maps, state  # noqa: E402
 from app.panels import about, compare, embedding, places, predictions, search, streetviews  # noqa: E402
+from app.panels import labelsets as labelsets_panel  # noqa: E402  (issue 16: Label & find)
 from app.panels.common import export_buttons, fmt_latlon, legend, marker_key  # noqa: E402
 from app.resources import Settings, SetupError, configure_threads, open_resources  # noqa: E402
 
@@ -154,6 +155,7 @@ def map_panel(res, result, point, overlay, opacity: float, online: bool, tiles_z
         opacity=opacity,
         compare_point=st.session_state.get("compare_b"),
     )
+    layers += labelsets_panel.map_layers(res)  # the active label set (none while it is empty)
     out = st_folium(
         m,
         key="map",
@@ -173,7 +175,8 @@ def map_panel(res, result, point, overlay, opacity: float, online: bool, tiles_z
         except (ValueError, AttributeError) as err:
             st.session_state["coord_message"] = f"Ignored a click: {err}"
             return
-        state.select_point(lat, lon)
+        if not labelsets_panel.on_map_click(res, lat, lon):  # labelling mode adds an example
+            state.select_point(lat, lon)
         st.rerun()
 
 
@@ -291,6 +294,7 @@ def sidebar(res, tiles_zoom: int):
             help="adds OpenStreetMap, Esri imagery and CartoDB to the layer switch (top right of the map)",
         )
         st.slider("Results per query (k)", 3, 20, key="k")
+        labelsets_panel.sidebar(res)
         st.divider()
         m = res.manifest
         st.caption(
@@ -381,6 +385,7 @@ def main() -> None:
         if (shown is not None and layer == logic.LAYER_SIMILARITY)
         else logic.layer_overlay(res, layer)
     )
+    overlay = labelsets_panel.map_overlay(res) or overlay  # the label set's scores, when shown
 
     left, right = st.columns([13, 6], gap="medium")
     with left:
@@ -413,6 +418,7 @@ def main() -> None:
             "Similar places",
             "Predictions",
             "Cross-view search",
+            "Label & find",
             "Compare",
             "About",
         ]
@@ -433,8 +439,10 @@ def main() -> None:
     with tabs[4]:
         search.render(res, k, _fly)
     with tabs[5]:
-        compare.render(res, point, _set_b_value)
+        labelsets_panel.render(res, _fly)
     with tabs[6]:
+        compare.render(res, point, _set_b_value)
+    with tabs[7]:
         about.render(res)
     if st.session_state.get("coord_message"):
         message_slot.error(st.session_state["coord_message"])

@@ -201,7 +201,7 @@ class PointLayer(folium.MacroElement):
         self.points = points
 
 
-def _circle(lat, lon, tip, fill, radius=5, color="#0b132b", weight=1.5) -> dict:
+def circle_marker(lat, lon, tip, fill, radius=5, color="#0b132b", weight=1.5) -> dict:
     style = {
         "radius": radius,
         "color": color,
@@ -243,7 +243,7 @@ def query_layers(
             dist = getattr(r, "distance_km", float("nan"))
             dist = f", {dist:,.0f} km away" if np.isfinite(dist) else ""
             place_pts.append(
-                _circle(
+                circle_marker(
                     r.lat,
                     r.lon,
                     f"place #{int(r.rank)}: similarity {r.similarity:.3f}{dist}",
@@ -264,7 +264,7 @@ def query_layers(
         truth = result.get("query", {}).get("truth")
         if truth:
             query_pts.append(
-                _circle(
+                circle_marker(
                     truth[0],
                     truth[1],
                     f"where the street view was taken: {_fmt(*truth)}",
@@ -285,7 +285,7 @@ def query_layers(
         )
     if compare_point is not None:
         query_pts.append(
-            _circle(
+            circle_marker(
                 compare_point[0],
                 compare_point[1],
                 f"compare B: {_fmt(*compare_point)}",

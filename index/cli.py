@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index import classify_cli  # issue 16
 
 DEFAULT_INDEX = "data/index"
 DEFAULT_WORLD = "data/world"
@@ -73,6 +74,7 @@ def register(sub) -> None:
     _add_overrides(verify)
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(func=run_verify)
+    classify_cli.register(isub)  # `gair index classify` (issue 16, index/classify_cli.py)
 
 
 def _add_overrides(parser) -> None:

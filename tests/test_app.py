@@ -99,6 +99,7 @@ def test_start_page_and_about(app_env):
         "Similar places",
         "Predictions",
         "Cross-view search",
+        "Label & find",
         "Compare",
         "About",
     ]
