@@ -7,6 +7,8 @@ temp dir (~30-60 s on 2 cores). `world`: `World.open(world_dir)`.
 `tiny_run` (session): a random-init `tiny` checkpoint; `small_index` (session): (index dir,
 manifest) of a small index over France built with it (`small_index_spec`). Tests that damage an
 index copy it first.
+`app_paths` (session): {"run", "index", "world"} of the app tests' small index with heads
+(`tests.e2e.support.build_app_index`); `app_env` points the app's env variables at it.
 """
 
 from __future__ import annotations
@@ -83,3 +85,21 @@ def small_index(small_index_spec, world, tmp_path_factory):
     out = tmp_path_factory.mktemp("idx") / "index"
     manifest = build_index(small_index_spec, out, world=world, progress=False)
     return out, manifest
+
+
+@pytest.fixture(scope="session")
+def app_paths(world_dir, tmp_path_factory):
+    from tests.e2e.support import build_app_index
+
+    root = tmp_path_factory.getbasetemp() / "app-index"
+    root.mkdir(exist_ok=True)
+    run, index_dir = build_app_index(world_dir, root)
+    return {"run": run, "index": index_dir, "world": Path(world_dir)}
+
+
+@pytest.fixture
+def app_env(app_paths, monkeypatch):
+    monkeypatch.setenv("GAIR_INDEX", str(app_paths["index"]))
+    monkeypatch.setenv("GAIR_WORLD", str(app_paths["world"]))
+    monkeypatch.delenv("GAIR_CHECKPOINT", raising=False)
+    return app_paths

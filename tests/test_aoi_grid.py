@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import shapely
 
+from index import aoi as aoi_module
 from index import grid as grids
 from index.build import BuildSpec, select_cells
 
@@ -199,7 +200,7 @@ def test_bad_geojson_is_a_clear_error_naming_the_file(tmp_path, content, message
 
 def test_too_large_and_missing_aoi_files(tmp_path, monkeypatch):
     path = _write(tmp_path / "big.geojson", _square(10.0, 10.0, 5.0))
-    monkeypatch.setattr(grids, "MAX_AOI_BYTES", 50)
+    monkeypatch.setattr(aoi_module, "MAX_AOI_BYTES", 50)
     with pytest.raises(ValueError, match="too large") as err:
         grids.load_aoi(path)
     assert "big.geojson" in str(err.value)

@@ -12,30 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.support import build_app_index
-
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 PARIS = (48.85, 2.35)
 TIMEOUT = 300  # the first run opens the world/index/model (cached afterwards)
-
-
-@pytest.fixture(scope="module")
-def app_paths(world_dir, tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "app-index"
-    root.mkdir(exist_ok=True)
-    run, index_dir = build_app_index(world_dir, root)
-    return {"run": run, "index": index_dir, "world": Path(world_dir)}
-
-
-@pytest.fixture
-def app_env(app_paths, monkeypatch):
-    monkeypatch.setenv("GAIR_INDEX", str(app_paths["index"]))
-    monkeypatch.setenv("GAIR_WORLD", str(app_paths["world"]))
-    monkeypatch.delenv("GAIR_CHECKPOINT", raising=False)
-    return app_paths
 
 
 def new_app() -> AppTest:

@@ -16,17 +16,13 @@ from PIL import Image
 
 from app import assets, logic, maps, raster
 from gair.geo import haversine_km
-from tests.e2e.support import build_app_index
 
 
 @pytest.fixture(scope="module")
-def res(world_dir, tmp_path_factory):
+def res(app_paths):
     from app.resources import Settings, open_resources
 
-    root = tmp_path_factory.getbasetemp() / "app-index"
-    root.mkdir(exist_ok=True)
-    _, index_dir = build_app_index(world_dir, root)
-    return open_resources(Settings(index=str(index_dir), world=str(world_dir)))
+    return open_resources(Settings(index=str(app_paths["index"]), world=str(app_paths["world"])))
 
 
 # --------------------------------------------------------------------------- coordinates

@@ -13,14 +13,11 @@ import pytest
 
 from app import logic
 from app.resources import Settings, SetupError, open_resources
-from tests.e2e.support import build_app_index
 
 
 @pytest.fixture(scope="module")
-def app_index(world_dir, tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "app-index"
-    root.mkdir(exist_ok=True)
-    return build_app_index(world_dir, root)
+def app_index(app_paths):
+    return app_paths["run"], app_paths["index"]
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from index.labelset import (
     to_geojson_bytes,
     write_labelset,
 )
-from tests.e2e.support import build_app_index
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_RUN = REPO / "checkpoints" / "demo"
@@ -359,14 +358,11 @@ def test_hit_exports_have_h3_polygons(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def res(world_dir, tmp_path_factory):
+def res(app_paths):
     """The app's resources over the tests' small index (random tiny model, h3:3, Europe)."""
     from app.resources import Settings, open_resources
 
-    root = tmp_path_factory.getbasetemp() / "app-index"
-    root.mkdir(exist_ok=True)
-    _, index_dir = build_app_index(world_dir, root)
-    return open_resources(Settings(index=str(index_dir), world=str(world_dir)))
+    return open_resources(Settings(index=str(app_paths["index"]), world=str(app_paths["world"])))
 
 
 def _app_set(res) -> LabelSet:
