@@ -144,6 +144,8 @@ def read_image(path: str | Path) -> np.ndarray:
     """An image file -> uint8 RGB [H, W, 3] as `decode_image` returns it.
     FileNotFoundError for a missing path, ValueError (naming the path) for the rest."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"image {path} is a directory, not an image file")
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
     size = path.stat().st_size

@@ -278,6 +278,8 @@ def test_unreadable_inputs_are_value_errors_naming_the_file(tmp_path):
         decode_image(eps, "x.eps")  # never handed to Ghostscript
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
         read_image(tmp_path / "missing.jpg")
+    with pytest.raises(ValueError, match="is a directory"):
+        read_image(tmp_path)
     path = tmp_path / "photo.jpg"
     path.write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match=r"photo\.jpg is not a readable image"):
