@@ -265,6 +265,11 @@ class GridIndex:
         where = locate(self._check_vec(vec)[None], self._cell_location, self._cell_latlon, scale)
         return float(where[0, 0]), float(where[0, 1])
 
-    def similarity_to_all_cells(self, vec: np.ndarray) -> np.ndarray:
-        """Cosine similarity of `vec` to every cell [N] (for heatmaps); exact, vectorised."""
-        return np.asarray(self.cell_vectors) @ self._check_vec(vec)
+    def similarity_to_all_cells(self, vec: np.ndarray, block: int = 1 << 18) -> np.ndarray:
+        """Cosine similarity of `vec` to every cell [N] float32 (for heatmaps); exact, in blocks
+        of `block` rows of the memory-mapped vectors, so memory stays bounded at any N."""
+        vec = self._check_vec(vec)
+        out = np.empty(len(self.cell_vectors), np.float32)
+        for start in range(0, len(out), block):
+            np.matmul(self.cell_vectors[start : start + block], vec, out=out[start : start + block])
+        return out

@@ -235,3 +235,14 @@ def test_factory_follows_n_and_never_undertrains_the_quantiser():
     assert big.endswith(",PQ32") and big.startswith("IVF")
     lists = int(big.split("_")[0].removeprefix("IVF"))
     assert lists * MIN_POINTS_PER_LIST <= 10_000_000
+
+
+def test_similarity_to_all_cells_is_the_same_in_any_block_size(built, spec, world):
+    out, _ = built
+    index = GridIndex(out, Embedder(spec.checkpoint, world))
+    vec = np.asarray(index.cell_vectors[3])
+    whole = np.asarray(index.cell_vectors) @ vec
+    for block in (1, 7, 10_000):
+        np.testing.assert_allclose(
+            index.similarity_to_all_cells(vec, block=block), whole, atol=1e-6
+        )
