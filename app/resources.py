@@ -151,6 +151,7 @@ class Resources:
             except Exception as err:  # noqa: BLE001 - the next click shows it
                 log.warning("loading the model failed: %s", err)
             self.heads  # noqa: B018 - loads them
+            freeze_long_lived_objects()
 
         threading.Thread(target=work, name="gair-model", daemon=True).start()
 
@@ -180,6 +181,18 @@ class Resources:
                 if name not in self._layers:
                     self._layers[name] = build()
         return self._layers[name]
+
+
+def freeze_long_lived_objects() -> None:
+    """Move what the process holds once warm (torch, the model, pandas tables, plotly; ~574k
+    objects) out of the garbage collector's reach (`gc.freeze`), so the full collections
+    Python still runs now and then under the GIL scan only what clicks create."""
+    import gc
+
+    import plotly.graph_objects  # noqa: F401 - the panels import it on first use
+
+    gc.collect()
+    gc.freeze()
 
 
 def _resolve(path: str | None) -> Path | None:

@@ -104,9 +104,10 @@ def test_click_fills_every_panel(app_env):
     assert -1.0 <= float(m["cos(INR, location)"]) <= 1.0
     assert m["Embedding size"] == "256"
     assert -1.0 <= float(m["Min similarity in tile cell"]) <= 1.0 + 1e-6
-    # embedding strip + neighbourhood map + prediction bars (plotly)
-    charts = at.get("plotly_chart")
-    assert len(charts) >= 2 + 3
+    # embedding strip + neighbourhood map (plotly), prediction bars (HTML) per class task
+    assert len(at.get("plotly_chart")) >= 2
+    bars = [md.value for md in at.markdown if "gair-bars" in md.value]
+    assert len(bars) >= 3 and all(b.count('class="gair-bar"') >= 2 for b in bars)
     # nearest street views: k thumbnails, each labelled as a rendered view, each with a fly button
     captions = [c for img in at.get("image") for c in img.captions]
     assert sum("rendered view" in c for c in captions) == k

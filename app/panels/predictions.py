@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import streamlit as st
 
-from app.panels.common import PLOT_CONFIG
-
 TOP = 5
+BAR_CSS = """<style>
+.gair-bars{margin:0 0 .8rem 0;font-size:.85rem}
+.gair-bar-title{font-weight:600;margin-bottom:.3rem}
+.gair-bar{display:flex;align-items:center;gap:.5rem;margin:.15rem 0}
+.gair-bar-name{flex:0 0 42%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.gair-bar-track{flex:1;height:.8rem;background:rgba(255,255,255,.08);border-radius:3px}
+.gair-bar-track span{display:block;height:100%;border-radius:3px}
+.gair-bar-p{flex:0 0 2.5rem;text-align:right;font-variant-numeric:tabular-nums}
+</style>"""
 LABELS = {
     "koppen": "Koppen climate",
     "landcover": "Land cover (IGBP)",
@@ -75,32 +84,25 @@ def render(res, result: dict) -> None:
 
 
 def _class_bars(name: str, p: dict, truth_value) -> None:
-    import plotly.graph_objects as go  # lazily: the first page needs no chart
-
+    """The top classes' probabilities as HTML bars (a plotly figure per task cost ~30 ms of
+    CPU per click under the GIL: benchmarks/bench_load.py)."""
     probs = np.asarray(p["probs"])
     classes = p["classes"]
-    order = np.argsort(-probs)[:TOP][::-1]
-    names = [classes[j] for j in order]
-    colors = ["#34c759" if classes[j] == truth_value else "#5b8def" for j in order]
-    fig = go.Figure(
-        go.Bar(
-            x=probs[order],
-            y=names,
-            orientation="h",
-            marker_color=colors,
-            text=[f"{v:.2f}" for v in probs[order]],
-            textposition="outside",
-            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
-        )
-    )
     hit = "✓" if p["top"] == truth_value else "✗"
-    fig.update_layout(
-        height=60 + 32 * len(order),
-        margin={"l": 10, "r": 30, "t": 30, "b": 10},
-        title={
-            "text": f"{LABELS.get(name, name)}: {p['top']} ({hit} truth: {truth_value})",
-            "font": {"size": 13},
-        },
-        xaxis={"range": [0, 1.15], "showgrid": False, "visible": False},
+    rows = []
+    for j in np.argsort(-probs)[:TOP]:
+        colour = "#34c759" if classes[j] == truth_value else "#5b8def"
+        rows.append(
+            f'<div class="gair-bar"><span class="gair-bar-name">{html.escape(str(classes[j]))}</span>'
+            f'<span class="gair-bar-track"><span style="width:{100 * float(probs[j]):.1f}%;'
+            f'background:{colour}"></span></span><span class="gair-bar-p">{probs[j]:.2f}</span></div>'
+        )
+    title = (
+        f"{html.escape(LABELS.get(name, name))}: {html.escape(str(p['top']))} "
+        f"({hit} truth: {html.escape(str(truth_value))})"
     )
-    st.plotly_chart(fig, config=PLOT_CONFIG, key=f"pred_{name}")
+    st.markdown(
+        f'{BAR_CSS}<div class="gair-bars" title="probability of each class (top {TOP})">'
+        f'<div class="gair-bar-title">{title}</div>{"".join(rows)}</div>',
+        unsafe_allow_html=True,
+    )
