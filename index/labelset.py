@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -357,22 +356,19 @@ def _embedding(value, where: str) -> np.ndarray:
 
 # --------------------------------------------------------------------------- embedding
 
-_cell_ids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 def cell_positions(index, cell_ids: Iterable[str]) -> np.ndarray:
     """Row positions [n] int64 of cell ids in `index.cells` (-1 where unknown)."""
-    table = _cell_ids.get(index)
-    if table is None:
-        table = pd.Index(index.cells["cell_id"].astype(str))
-        _cell_ids[index] = table
-    return np.asarray(table.get_indexer(list(cell_ids)), np.int64)
+    return index.cell_rows(cell_ids)
 
 
-def sv_positions(index, sv_ids: Iterable[str]) -> np.ndarray:
-    """Row positions [n] of gallery view ids in `index.streetviews` (-1 where unknown)."""
-    table = pd.Index(index.streetviews["sv_id"].astype(str))
-    return np.asarray(table.get_indexer(list(sv_ids)), np.int64)
+def _refuse_unknown(ids: list, pos: np.ndarray, what: str) -> None:
+    """ValueError naming the ids whose position is -1 (at most five of them)."""
+    bad = [i for i, p in zip(ids, pos) if p < 0]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} {what}: {', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''}"
+        )
 
 
 def index_checkpoint(index) -> str:
@@ -397,14 +393,10 @@ def embed_labelset(
     ex = list(labelset.examples)
     cells = [i for i, e in enumerate(ex) if e.kind == "cell"]
     if cells:
-        pos = cell_positions(index, [ex[i].cell_id for i in cells])
-        bad = [ex[i].cell_id for i, p in zip(cells, pos) if p < 0]
-        if bad:
-            raise ValueError(
-                f"{len(bad)} cell id(s) are not in this index "
-                f"({(index.manifest.get('grid') or {}).get('spec', 'its grid')}): "
-                f"{', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''}"
-            )
+        ids = [ex[i].cell_id for i in cells]
+        pos = index.cell_rows(ids)
+        grid = (index.manifest.get("grid") or {}).get("spec", "its grid")
+        _refuse_unknown(ids, pos, f"cell id(s) are not in this index ({grid})")
         vecs = np.asarray(index.cell_vectors[pos], np.float32)
         for i, p, v in zip(cells, pos, vecs):
             row = index.cells.iloc[int(p)]
@@ -412,13 +404,9 @@ def embed_labelset(
             ex[i] = replace(ex[i], lat=lat, lon=lon, checkpoint=ckpt, vector=v)
     views = [i for i, e in enumerate(ex) if e.kind == "streetview"]
     if views:
-        pos = sv_positions(index, [ex[i].sv_id for i in views])
-        bad = [ex[i].sv_id for i, p in zip(views, pos) if p < 0]
-        if bad:
-            raise ValueError(
-                f"{len(bad)} street view(s) are not in this index's gallery: "
-                f"{', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''}"
-            )
+        ids = [ex[i].sv_id for i in views]
+        pos = index.sv_rows(ids)
+        _refuse_unknown(ids, pos, "street view(s) are not in this index's gallery")
         for i, p in zip(views, pos):
             row = index.streetviews.iloc[int(p)]
             ex[i] = replace(

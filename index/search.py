@@ -132,7 +132,8 @@ class GridIndex:
             },
             {"cells": self.cell_index, "streetviews": self.sv_index},
         )
-        self._cell_pos = {cid: i for i, cid in enumerate(self.cells["cell_id"])}
+        self._cell_ids = pd.Index(self.cells["cell_id"].astype(str))  # id -> row lookups
+        self._sv_ids = pd.Index(self.streetviews["sv_id"].astype(str))
         self._lock = vectors.SearchLock()
         self._embed_lock = threading.Lock()  # torch modules: one query embeds at a time
         self._cell_latlon = self._cell_location = None  # tensors for locate_view, on first use
@@ -181,6 +182,14 @@ class GridIndex:
             )
         return hits
 
+    def cell_rows(self, cell_ids) -> np.ndarray:
+        """Row positions [n] int64 of cell ids in `cells` (-1 where unknown)."""
+        return np.asarray(self._cell_ids.get_indexer([str(c) for c in cell_ids]), np.int64)
+
+    def sv_rows(self, sv_ids) -> np.ndarray:
+        """Row positions [n] int64 of gallery view ids in `streetviews` (-1 where unknown)."""
+        return np.asarray(self._sv_ids.get_indexer([str(v) for v in sv_ids]), np.int64)
+
     def _check_vec(self, vec) -> np.ndarray:
         """An embedding [E] (float32, finite) of this index's dimension."""
         vec = np.asarray(vec, np.float32)
@@ -227,11 +236,11 @@ class GridIndex:
 
     def query_cell(self, cell_id: str, k: int = 10) -> dict:
         """Neighbours of a stored cell, by its stored embedding."""
-        if cell_id not in self._cell_pos:
+        i = int(self.cell_rows([cell_id])[0])
+        if i < 0:
             raise ValueError(
                 f"cell {cell_id!r} is not in this index ({self.manifest['grid']['spec']})"
             )
-        i = self._cell_pos[cell_id]
         row = self.cells.iloc[i]
         vec = np.asarray(self.cell_vectors[i])
         origin = (row["lat"], row["lon"])

@@ -57,6 +57,12 @@ class FakeIndex:
     def similarity_to_all_cells(self, vec):
         return self.cell_vectors @ np.asarray(vec, np.float32)
 
+    def cell_rows(self, ids):
+        return np.asarray(pd.Index(self.cells["cell_id"]).get_indexer(list(ids)), np.int64)
+
+    def sv_rows(self, ids):
+        return np.asarray(pd.Index(self.streetviews["sv_id"]).get_indexer(list(ids)), np.int64)
+
 
 def _cells_set(index, pos, neg, name="t") -> LabelSet:
     ls = LabelSet(name)
