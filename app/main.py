@@ -41,7 +41,16 @@ st.set_page_config(
 from streamlit_folium import st_folium  # noqa: E402
 
 from app import assets, logic, maps, state  # noqa: E402
-from app.panels import about, compare, embedding, places, predictions, search, streetviews  # noqa: E402
+from app.panels import (  # noqa: E402
+    about,
+    compare,
+    embedding,
+    labelsets_tab,
+    places,
+    predictions,
+    search,
+    streetviews,
+)
 from app.panels import labelsets as labelsets_panel  # noqa: E402  (issue 16: Label & find)
 from app.panels.common import export_buttons, fmt_latlon, legend, marker_key  # noqa: E402
 from app.resources import Settings, SetupError, configure_threads, open_resources  # noqa: E402
@@ -439,7 +448,7 @@ def main() -> None:
     with tabs[4]:
         search.render(res, k, _fly)
     with tabs[5]:
-        labelsets_panel.render(res, _fly)
+        labelsets_tab.render(res, _fly)
     with tabs[6]:
         compare.render(res, point, _set_b_value)
     with tabs[7]:
