@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from gair import geo
 from gair.checkpoint import checkpoint_hash, load_model, read_run_config
+from gair.images import square_resize
 from gair.preprocess import preprocess_rs, preprocess_sv
 
 
@@ -95,13 +96,15 @@ class Embedder:
         self, run_dir: str | Path, world=None, device: str | None = None, tile_batch: int = 64
     ):
         _positive_int(tile_batch, "Embedder: tile_batch")
-        if world is not None and not callable(getattr(world, "chips", None)):
+        tiled = getattr(world, "tiled", True)
+        needed = ("chips",) if tiled else ("locate", "read")
+        if world is not None and not all(callable(getattr(world, m, None)) for m in needed):
             raise ValueError(
-                f"Embedder: world must be an RS source with a chips(latlon, size_px) method, "
-                f"got {type(world).__name__}"
+                f"Embedder: world must be an RS source (gair.sources) with "
+                f"{' and '.join(needed)} methods, got {type(world).__name__}"
             )
         self.run_dir = Path(run_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.model = load_model(self.run_dir, map_location=self.device)
         self.config = self.model.config
         self.run_config = read_run_config(self.run_dir)
@@ -109,7 +112,7 @@ class Embedder:
         self.world = world
         self.tile_batch = tile_batch
         self.tiling = None
-        if world is not None:
+        if world is not None and tiled:
             width_px = getattr(world, "width_px", None) or _demo_world_width()
             self.tiling = Tiling.for_raster(int(width_px), self.config["rs"]["img_size"])
         self.encoder_passes = 0  # RS encoder forward passes (tiles) so far
@@ -127,18 +130,56 @@ class Embedder:
     def point(self, latlon) -> np.ndarray:
         """INR embeddings of points [N, 2] (or one point [2]) (lat, lon) -> [N, E] float32,
         L2-normalised; N = 0 gives [0, E]. ValueError for any other shape (a [2, N] array is
-        refused), a bad coordinate, or an Embedder without a world."""
+        refused), a bad coordinate, or an Embedder without a world; `NotCoveredError` (a
+        ValueError) when the RS source has no imagery under a point."""
+        emb, covered = self.point_coverage(latlon)
+        if not covered.all():
+            from gair.sources import NotCoveredError
+
+            bad = _as_points(latlon, "Embedder.point")[~covered]
+            raise NotCoveredError(
+                f"no imagery of the RS source under {len(bad)} of {len(covered)} point(s), "
+                f"e.g. (lat, lon) {bad[0].round(6).tolist()}: outside the rasters, in a gap, or "
+                "on a chip with too little data",
+                bad,
+            )
+        return emb
+
+    def point_coverage(self, latlon) -> tuple[np.ndarray, np.ndarray]:
+        """INR embeddings of points [N, 2] with their coverage: (emb [N, E] float32, NaN rows
+        where not covered; covered bool [N]). Only chips that hold data at the point and on at
+        least the source's min_coverage share of their pixels answer it (every chip, for the
+        demo world); a point that no chip answers is not covered. Near the edge of the imagery
+        the blend therefore uses fewer tiles (the embedding stays defined, a little less smooth);
+        inside the imagery it is the full tent blend."""
         latlon = _as_points(latlon, "Embedder.point")
         if self.world is None:
             raise ValueError("Embedder.point needs a world (an RS source) to read chips from")
         if len(latlon) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32), np.zeros(0, bool)
+        if self.tiling is None:
+            return self._point_fixed(latlon)
         rows, cols, weights = self.tiling.tiles_of(latlon)
         return self._blend(latlon, rows, cols, weights)
 
-    def _blend(self, latlon, rows, cols, weights) -> np.ndarray:
+    def _point_fixed(self, latlon) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed-chip sources: each point is answered by the one chip `world.locate` gives."""
+        chip = self.world.locate(latlon)
+        out = np.full((len(latlon), self.dim), np.nan, dtype=np.float32)
+        uniq = np.unique(chip[chip >= 0])
+        for b in range(0, len(uniq), self.tile_batch):
+            ids = uniq[b : b + self.tile_batch]
+            rs, bbox = self.world.read(ids)
+            groups = [np.flatnonzero(chip == i) for i in ids]
+            z, _ = self._encode_query(rs, bbox, [latlon[g] for g in groups])
+            for g, zt in zip(groups, z):
+                out[g] = _normalise(zt)
+        return out, chip >= 0
+
+    def _blend(self, latlon, rows, cols, weights) -> tuple[np.ndarray, np.ndarray]:
         n = len(latlon)
         out = np.zeros((n, self.dim), dtype=np.float64)
+        covered = np.zeros(n, bool)
         keys = rows * self.tiling.n_cols + cols  # [N, 4] tile ids
         flat_keys = np.where(weights > 0, keys, -1).ravel()  # tiles with zero weight are skipped
         order = np.argsort(flat_keys, kind="stable")
@@ -148,19 +189,44 @@ class Embedder:
         for b in range(0, len(uniq), self.tile_batch):
             tile_ids = uniq[b : b + self.tile_batch]
             groups = [order[bounds[i] : bounds[i + 1]] for i in range(b, b + len(tile_ids))]
-            z = self._query_tiles(tile_ids, [latlon[g // 4] for g in groups])
-            for g, zt in zip(groups, z):
-                np.add.at(out, g // 4, weights.ravel()[g, None] * zt)
-        return _normalise(out)
+            z, ok = self._query_tiles(tile_ids, [latlon[g // 4] for g in groups])
+            for g, zt, okt in zip(groups, z, ok):  # tiles without imagery do not vote
+                np.add.at(out, g[okt] // 4, weights.ravel()[g[okt], None] * zt[okt])
+                covered[g[okt] // 4] = True
+        emb = _normalise(out)
+        emb[~covered] = np.nan
+        return emb, covered
+
+    def _query_tiles(self, tile_ids: np.ndarray, points: list[np.ndarray]):
+        """Encode a batch of tiles once and query each at its points -> (list of [n_t, E],
+        list of covered bool [n_t])."""
+        centres = self.tiling.centre(tile_ids // self.tiling.n_cols, tile_ids % self.tiling.n_cols)
+        if callable(getattr(self.world, "chips_with_coverage", None)):
+            rs, bbox, valid = self.world.chips_with_coverage(centres, self.tiling.chip_px)
+        else:
+            (rs, bbox), valid = self.world.chips(centres, self.tiling.chip_px), None
+        return self._encode_query(rs, bbox, points, valid)
 
     @torch.no_grad()
-    def _query_tiles(self, tile_ids: np.ndarray, points: list[np.ndarray]) -> list[np.ndarray]:
-        """Encode a batch of tiles once and query each at its points -> list of [n_t, E]."""
-        centres = self.tiling.centre(tile_ids // self.tiling.n_cols, tile_ids % self.tiling.n_cols)
-        rs, bbox = self.world.chips(centres, self.tiling.chip_px)
+    def _encode_query(self, rs, bbox, points: list[np.ndarray], valid=None):
+        """Encode chips [B, C, H, W] once and query chip i at points[i] [n_i, 2] -> (list of
+        [n_i, E] float64, list of covered bool [n_i]: chip coverage and data at the point)."""
+        oks = [np.ones(len(p), bool) for p in points]
+        if valid is not None:
+            min_cov = float(getattr(self.world, "min_coverage", 1.0))
+            for i, p in enumerate(points):
+                v = valid[i]
+                if v.mean() < min_cov:
+                    oks[i][:] = False
+                    continue
+                xy = geo.to_chip_coords(p, np.asarray(bbox[i], np.float64))
+                size = v.shape[0]
+                c = np.clip(((xy[:, 0] + 1) / 2 * size).astype(np.int64), 0, size - 1)
+                r = np.clip(((xy[:, 1] + 1) / 2 * size).astype(np.int64), 0, size - 1)
+                oks[i] &= v[r, c]
         rs = preprocess_rs(rs, self.config).to(self.device)
         tokens = self.model.encode_rs(rs)
-        self.encoder_passes += len(tile_ids)
+        self.encoder_passes += len(points)
         longest = max(len(p) for p in points)
         padded = np.stack(
             [np.concatenate([p, np.repeat(p[:1], longest - len(p), 0)]) for p in points]
@@ -169,19 +235,24 @@ class Embedder:
             tokens, torch.as_tensor(bbox, dtype=torch.float64), torch.from_numpy(padded)
         )
         z = z.double().cpu().numpy()
-        return [z[i, : len(p)] for i, p in enumerate(points)]
+        return [z[i, : len(p)] for i, p in enumerate(points)], oks
 
     # -- street views and locations -------------------------------------------------------
     @torch.no_grad()
     def street_view(self, images, batch_size: int = 64) -> np.ndarray:
         """uint8 RGB images (a sequence of [H, W, 3], an array [N, H, W, 3] or one [H, W, 3])
         -> [N, E], in the space shared with `point` (the SV projection applied),
+        each first centre-cropped to a square and resized, antialiased, to the model's input
+        (`gair.images.square_resize`: a photo is never squashed, whatever its size);
         L2-normalised; no images give [0, E]. ValueError naming the index of the first image
         that is not a non-empty uint8 [H, W, 3] array."""
         _positive_int(batch_size, "Embedder.street_view: batch_size")
         images = _as_images(images, "Embedder.street_view")
         if not len(images):
             return np.zeros((0, self.dim), dtype=np.float32)
+        size = int(self.config["sv"]["img_size"])
+        if not (isinstance(images, np.ndarray) and images.shape[1:3] == (size, size)):
+            images = np.stack([square_resize(im, size) for im in images])
         chunks = []
         for i in range(0, len(images), batch_size):
             sv = preprocess_sv(images[i : i + batch_size], self.config).to(self.device)
@@ -202,6 +273,23 @@ class Embedder:
             for i in range(0, len(latlon), batch_size)
         ]
         return _normalise(np.concatenate(chunks)) if chunks else np.zeros((0, self.dim), np.float32)
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """ "auto" (or None): CUDA when available, else the CPU; "cpu", "cuda", "cuda:1" as given.
+    ValueError for an unknown name or CUDA asked for where there is none."""
+    name = "auto" if device is None else str(device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device must be auto, cpu or cuda[:N], got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} asked for CUDA, but torch sees no CUDA device here")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+    return dev
 
 
 def _positive_int(value, what: str) -> int:

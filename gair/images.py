@@ -20,6 +20,9 @@
   `draft`, then every image is resized with Lanczos, which antialiases); the model resizes to
   its input size (224 px) anyway.
 
+`square_resize(image, size)` is the model's view of a decoded image: its centred square crop
+resized (antialiased) to the SV input size; every street-view path to the model uses it.
+
 Refused with a one-line ValueError naming the file: more than MAX_BYTES, more than MAX_PIXELS
 by the header (before any pixel is decoded), a format outside FORMATS, a truncated or corrupt
 file. `read_image` raises FileNotFoundError for a missing path.
@@ -154,3 +157,32 @@ def read_image(path: str | Path) -> np.ndarray:
             f"image {path} is {size / 2**20:.1f} MB; the limit is {MAX_BYTES / 2**20:.0f} MB"
         )
     return decode_image(path.read_bytes(), f"image {path}")
+
+
+def square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """The model's view of a street-view image: its centred square crop (the long side is
+    trimmed evenly, odd pixel at the end) resized to size x size, uint8 [size, size, 3].
+
+    Pillow's bicubic resize, which antialiases when shrinking (its kernel widens with the
+    factor), with `reducing_gap=3.0` as `gair data prepare` resizes; an image already of the
+    size is returned as is. Every path that feeds street views to the model (index galleries,
+    the app's query images) calls this, so one photo gives one embedding whatever its size.
+    ValueError unless `image` is a non-empty uint8 [H, W, 3] array and `size` a positive int."""
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 or 0 in a.shape:
+        raise ValueError(
+            f"square_resize: image must be a non-empty uint8 [H, W, 3] array, "
+            f"got shape {a.shape} dtype {a.dtype}"
+        )
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ValueError(f"square_resize: size must be a positive integer, got {size!r}")
+    h, w = a.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = np.ascontiguousarray(a[top : top + side, left : left + side])
+    if side == size:
+        return crop
+    im = Image.fromarray(crop).resize(
+        (int(size), int(size)), Image.Resampling.BICUBIC, reducing_gap=3.0
+    )
+    return np.asarray(im, dtype=np.uint8)

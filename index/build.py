@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,14 @@ from tqdm.auto import tqdm
 from gair.atomic import atomic_dir, atomic_path, write_json
 from gair.embed import Embedder
 from gair.heads import Heads
+from gair.sources import DEFAULT_MIN_COVERAGE, source_record
 from gair.world.world import LABELS
 from index import grid as grids
 from index import integrity, vectors
-from index.gallery import embed_gallery
+from index.aoi import aoi_from_geojson
+from index.galleries import build_gallery
+
+FOOTPRINT = "footprint"  # --aoi footprint: the union of the RS source's imagery footprints
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,11 @@ FORMAT_VERSION = 2  # index.search reads this version only
 
 @dataclass
 class BuildSpec:
+    """What to build. The RS source is `source` (raster files/folders/STAC JSON, a prepared
+    dir, or a demo world dir; see gair.sources.open_source) or, for the demo, `world`."""
+
     checkpoint: str
-    world: str
+    world: str | None = None
     grid: str = "h3:2"
     land_only: bool = False
     bbox: tuple[float, float, float, float] | None = None
@@ -45,10 +52,39 @@ class BuildSpec:
     shard_size: int = 4096
     engine: str = "local"
     workers: int = 2
-    aoi: str | None = None  # a GeoJSON file: the area of interest (index.grid.load_aoi)
+    aoi: str | None = None  # a GeoJSON file, or "footprint" (of the source's imagery)
+    source: list[str] | None = None  # RS source paths (None: the demo world `world`)
+    chip_km: float | None = None  # overrides the checkpoint's recorded rs_chip.km
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+    gallery_csv: str | None = None  # a street-view CSV (lon, lat, path); None: the source's own
+
+    _footprint: grids.Aoi | None = field(default=None, repr=False, compare=False)
+
+    def open_source(self):
+        """The RS source (gair.sources) this spec names."""
+        from gair.sources import open_source
+
+        if self.source:
+            spec = self.source if len(self.source) > 1 else self.source[0]
+            return open_source(spec, self.checkpoint, self.chip_km, self.min_coverage)
+        if self.world is None:
+            raise ValueError("give an RS source (--source PATH ...) or a demo world (--world DIR)")
+        return open_source(self.world)
+
+    def use_footprint(self, source) -> None:
+        """Resolve `--aoi footprint`: the union of the source's imagery footprints."""
+        if self.aoi == FOOTPRINT and callable(getattr(source, "footprint", None)):
+            import shapely.geometry
+
+            geometry = shapely.geometry.mapping(source.footprint())
+            self._footprint = aoi_from_geojson(geometry, FOOTPRINT)
 
     def load_aoi(self) -> grids.Aoi | None:
         """The area of interest, read and validated (cached per file version)."""
+        if self.aoi == FOOTPRINT:
+            if self._footprint is None:
+                raise ValueError("--aoi footprint needs an RS source with imagery footprints")
+            return self._footprint
         return grids.load_aoi(self.aoi) if self.aoi is not None else None
 
     def identity(self, checkpoint_hash: str, world_fingerprint: str) -> dict:
@@ -62,6 +98,8 @@ class BuildSpec:
             "bbox": list(self.bbox) if self.bbox is not None else None,
             "aoi": aoi.sha256 if aoi is not None else None,
             "shard_size": self.shard_size,
+            "min_coverage": self.min_coverage,
+            "chip_km": self.chip_km,
         }
 
     def grid_record(self) -> dict:
@@ -82,9 +120,15 @@ def select_cells(spec: BuildSpec, world) -> pd.DataFrame:
     aoi = spec.load_aoi()
     cells = grids.grid_cells(spec.grid, bbox, aoi)
     latlon = cells[["lat", "lon"]].to_numpy()
-    labels = world.labels(latlon)
-    for name in LABELS:
-        cells[name] = np.asarray(labels[name])
+    if getattr(world, "has_labels", False):
+        labels = world.labels(latlon)
+        for name in LABELS:
+            cells[name] = np.asarray(labels[name])
+    elif spec.land_only:
+        raise ValueError(
+            f"--land-only needs the demo world's land mask; the RS source {world.kind!r} has "
+            "no labels (drop --land-only: cells without imagery are left out anyway)"
+        )
     if spec.land_only:
         cells = cells[cells["is_land"].astype(bool)].reset_index(drop=True)
     if cells.empty:
@@ -99,19 +143,25 @@ def select_cells(spec: BuildSpec, world) -> pd.DataFrame:
 
 
 def order_by_tile(cells: pd.DataFrame, embedder: Embedder) -> pd.DataFrame:
-    """Sort cells by their first tile, so a shard touches few tiles (one RS encoder pass answers
-    every cell inside a tile)."""
-    rows, cols, _ = embedder.tiling.tiles_of(cells[["lat", "lon"]].to_numpy())
+    """Sort cells by their first tile (or fixed chip), so a shard touches few tiles (one RS
+    encoder pass answers every cell inside a tile)."""
+    latlon = cells[["lat", "lon"]].to_numpy()
+    if embedder.tiling is None:
+        key = embedder.world.locate(latlon)
+        return cells.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+    rows, cols, _ = embedder.tiling.tiles_of(latlon)
     key = rows[:, 0] * embedder.tiling.n_cols + cols[:, 0]
     return cells.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
 
 
 def embed_shard(embedder: Embedder, latlon: np.ndarray) -> dict[str, np.ndarray]:
-    """Embeddings of one shard of cell centres: INR point and location, each [n, E] float32."""
+    """Embeddings of one shard of cell centres: INR point and location, each [n, E] float32
+    (point rows NaN where `covered` [n] is False: no imagery there)."""
     passes = embedder.encoder_passes
-    point = embedder.point(latlon)
+    point, covered = embedder.point_coverage(latlon)
     return {
         "point": point,
+        "covered": covered,
         "location": embedder.location(latlon),
         "encoder_passes": np.array(embedder.encoder_passes - passes),
     }
@@ -146,13 +196,18 @@ def _shard_ok(path: Path, rows: int) -> bool:
     `rows` finite embeddings of each kind."""
     try:
         with np.load(path) as shard:
-            arrays = {k: shard[k] for k in ("point", "location", "encoder_passes")}
+            arrays = {k: shard[k] for k in ("point", "location", "encoder_passes", "covered")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         log.warning("shard %s is unreadable (%s): embedding it again", path.name, err)
         return False
+    covered = arrays["covered"]
+    if covered.shape != (rows,) or covered.dtype != bool:
+        log.warning("shard %s holds a bad coverage mask: embedding it again", path.name)
+        return False
     for key in ("point", "location"):
         a = arrays[key]
-        if a.ndim != 2 or len(a) != rows or not np.isfinite(a).all():
+        finite = a[covered] if key == "point" and a.ndim == 2 and len(a) == rows else a
+        if a.ndim != 2 or len(a) != rows or not np.isfinite(finite).all():
             log.warning("shard %s holds bad %r embeddings: embedding it again", path.name, key)
             return False
     return True
@@ -190,6 +245,7 @@ def load_shards(work: Path, n: int, shard_size: int) -> dict[str, np.ndarray]:
     return {
         "point": np.concatenate([p["point"] for p in parts]),
         "location": np.concatenate([p["location"] for p in parts]),
+        "covered": np.concatenate([p["covered"] for p in parts]),
         "encoder_passes": int(sum(int(p["encoder_passes"]) for p in parts)),
     }
 
@@ -235,20 +291,32 @@ def _relative_to(path: str | Path, index_dir: Path) -> str:
     return os.path.relpath(target, index_dir)
 
 
-def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = True) -> dict:
-    """Build the index dir at `out`; returns its manifest."""
-    from gair.world import World
+def _coverage_record(cells: pd.DataFrame, covered: np.ndarray) -> dict:
+    """What the build left out for lack of imagery: a count and a few example cells."""
+    missing = cells.loc[~covered, ["cell_id", "lat", "lon"]]
+    return {
+        "cells_listed": int(len(cells)),
+        "cells_indexed": int(covered.sum()),
+        "cells_without_imagery": int(len(missing)),
+        "examples_without_imagery": missing.head(5).round(6).to_dict("records"),
+    }
 
+
+def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = True) -> dict:
+    """Build the index dir at `out`; returns its manifest. `world`: an already open RS source
+    (else `spec.open_source()`). Cells without imagery under them are left out and counted
+    (manifest `coverage`); ValueError when no cell has imagery."""
     out = Path(out)
     started = time.time()
-    world = world or World.open(spec.world)
-    embedder = Embedder(spec.checkpoint, world)
-    cells = order_by_tile(select_cells(spec, world), embedder)
+    source = world or spec.open_source()
+    spec.use_footprint(source)
+    embedder = Embedder(spec.checkpoint, source)
+    cells = order_by_tile(select_cells(spec, source), embedder)
     latlon = cells[["lat", "lon"]].to_numpy()
     log.info("embedding %d grid cells of %s", len(cells), spec.grid)
 
     work = out.with_name(f".{out.name}.building")
-    _prepare_work_dir(work, spec.identity(embedder.checkpoint_hash, world.fingerprint))
+    _prepare_work_dir(work, spec.identity(embedder.checkpoint_hash, source.fingerprint))
     if spec.engine == "ray":
         from index.ray_engine import run_ray
 
@@ -258,35 +326,60 @@ def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = T
     else:
         raise ValueError(f"--engine must be 'local' or 'ray', got {spec.engine!r}")
     shards = load_shards(work, len(cells), spec.shard_size)
+    covered = shards["covered"]
+    coverage = _coverage_record(cells, covered)
+    if coverage["cells_without_imagery"]:
+        log.warning(
+            "%d of %d cells have no imagery under them and are left out (e.g. %s)",
+            coverage["cells_without_imagery"],
+            len(cells),
+            coverage["examples_without_imagery"][:2],
+        )
+    if not covered.any():
+        raise ValueError(
+            f"none of the {len(cells)} cells of {spec.grid} has imagery under it: the grid and "
+            f"the RS source do not overlap (source bounds W,S,E,N {list(source.bounds4326)})"
+        )
+    cells = cells[covered].reset_index(drop=True)
+    point, location = shards["point"][covered], shards["location"][covered]
     heads = Heads.load(spec.checkpoint)
     if heads is not None:  # per-cell downstream predictions from the run's trained heads
-        for name, values in heads.predict_table(shards["point"]).items():
+        for name, values in heads.predict_table(point).items():
             cells[name] = values
-    gallery, sv_vecs = embed_gallery(embedder, world, spec.gallery_size, progress)
 
     with atomic_dir(out) as tmp:
-        cell_stats = write_vectors(tmp, "cells", shards["point"])
+        gallery, sv_vecs, sv_source = build_gallery(
+            embedder, source, spec.gallery_size, spec.gallery_csv, tmp, progress
+        )
+        cell_stats = write_vectors(tmp, "cells", point)
         with atomic_path(tmp / "cells_location.npy") as t, open(t, "wb") as fh:
-            np.save(fh, shards["location"])
+            np.save(fh, location)
         write_geoparquet(cells, tmp / "cells.parquet")
         sv_stats = write_vectors(tmp, "streetviews", sv_vecs)
         write_geoparquet(gallery, tmp / "streetviews.parquet")
+        is_world = source.kind == "world"
         manifest = {
             "format_version": FORMAT_VERSION,
             "checkpoint_hash": embedder.checkpoint_hash,
             "checkpoint": _relative_to(spec.checkpoint, out),
             "checkpoint_absolute": str(Path(spec.checkpoint).resolve()),
-            "world": {"path": _relative_to(spec.world, out), "fingerprint": world.fingerprint},
-            "world_absolute": str(Path(spec.world).resolve()),
+            "world": (
+                {"path": _relative_to(source.path, out), "fingerprint": source.fingerprint}
+                if is_world
+                else None
+            ),
+            "world_absolute": str(Path(source.path).resolve()) if is_world else None,
+            "source": source_record(source, out, _relative_to),
             "grid": spec.grid_record(),
-            "tiling": embedder.tiling.as_dict(),
+            "tiling": embedder.tiling.as_dict() if embedder.tiling is not None else None,
+            "coverage": coverage,
             "dim": embedder.dim,
             "metric": "inner_product (cosine on L2-normalised vectors)",
             "cells": {**cell_stats, "ids_sha256": integrity.ids_sha256(cells["cell_id"])},
             "streetviews": {
                 **sv_stats,
                 "ids_sha256": integrity.ids_sha256(gallery["sv_id"]),
-                "source": "rendered" if "heading_deg" in gallery else "images",
+                "source": sv_source,
             },
             "predictions": sorted(heads.tasks) if heads is not None else [],
             "encoder_passes_per_point": shards["encoder_passes"] / max(len(cells), 1),

@@ -90,9 +90,4 @@ def run_classify(args) -> int:
 def _open_index(args):
     from index.search import GridIndex
 
-    world = None
-    if args.world:
-        from gair.world import World
-
-        world = World.open(args.world)
-    return GridIndex.open(args.index, checkpoint=args.checkpoint, world=world)
+    return GridIndex.open(args.index, checkpoint=args.checkpoint, world=args.world or None)

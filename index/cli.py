@@ -36,13 +36,41 @@ def register(sub) -> None:
         metavar="GEOJSON|W,S,E,N",
         help="area of interest: a GeoJSON file (Polygon/MultiPolygon geometry, Feature or "
         "FeatureCollection) or a bbox W,S,E,N; its cells are filled from the area (resolutions "
-        "up to h3:10), never listed over the globe",
+        "up to h3:10), never listed over the globe; or `footprint`: the union of the RS "
+        "source's imagery footprints",
     )
     build.add_argument("--engine", default="local", choices=["local", "ray"])
     build.add_argument("--workers", type=int, default=2, help="Ray actors (engine ray)")
-    build.add_argument("--world", default=DEFAULT_WORLD)
+    build.add_argument("--world", default=DEFAULT_WORLD, help="the demo world (without --source)")
     build.add_argument(
-        "--gallery-size", type=int, default=20000, help="street views in the gallery"
+        "--source",
+        nargs="+",
+        metavar="PATH",
+        help="the RS source instead of the demo world: GeoTIFF/COG/VRT/JP2 files or folders "
+        "(any CRS, one file per scene or per band), STAC Item/ItemCollection JSON, or a "
+        "`gair data prepare` output dir",
+    )
+    build.add_argument(
+        "--chip-km",
+        type=float,
+        help="ground size of an RS chip's side in km (default: the checkpoint's rs_chip.km)",
+    )
+    build.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.9,
+        help="share of a chip that must hold imagery for its cells to be indexed (default 0.9)",
+    )
+    build.add_argument(
+        "--gallery-csv",
+        help="street views: a CSV of lon,lat,path (paths relative to the CSV); default: the "
+        "demo world's rendered views, or a prepared dir's photos",
+    )
+    build.add_argument(
+        "--gallery-size",
+        type=int,
+        default=20000,
+        help="street views in a rendered gallery (0: no gallery)",
     )
     build.add_argument("--shard-size", type=int, default=4096, help="cells per resumable shard")
     build.add_argument("--out", default=DEFAULT_INDEX)
@@ -82,11 +110,16 @@ def _add_overrides(parser) -> None:
     parser.add_argument(
         "--checkpoint", help="the run dir the index was built with (default: the manifest's)"
     )
-    parser.add_argument("--world", help="the world dir (default: the manifest's)")
+    parser.add_argument(
+        "--world",
+        "--source",
+        dest="world",
+        help="the RS source: a demo world dir, rasters or prepared dir (default: the manifest's)",
+    )
 
 
 def run_build(args) -> int:
-    from index.build import BuildSpec, build_index
+    from index.build import FOOTPRINT, BuildSpec, build_index
     from index.grid import check_grid_size, load_aoi, looks_like_bbox, parse_bbox, parse_grid_spec
 
     _, res = parse_grid_spec(args.grid)
@@ -98,9 +131,18 @@ def run_build(args) -> int:
     else:
         bbox = parse_bbox(args.bbox)
         aoi_file = args.aoi
+    if aoi_file == FOOTPRINT and not args.source:
+        raise ValueError("--aoi footprint needs --source (the rasters whose footprint to fill)")
     # the area is read and the grid's size checked before the model loads
-    check_grid_size(res, bbox, load_aoi(aoi_file) if aoi_file is not None else None)
-    for name in ("gallery_size", "shard_size", "workers"):
+    if aoi_file != FOOTPRINT:
+        check_grid_size(res, bbox, load_aoi(aoi_file) if aoi_file is not None else None)
+    if not 0.0 < args.min_coverage <= 1.0:
+        raise ValueError(f"--min-coverage must be in (0, 1], got {args.min_coverage}")
+    if args.gallery_size < 0:
+        raise ValueError(f"--gallery-size must be 0 or more, got {args.gallery_size}")
+    if args.gallery_csv is not None and not Path(args.gallery_csv).is_file():
+        raise FileNotFoundError(f"--gallery-csv {args.gallery_csv} does not exist")
+    for name in ("shard_size", "workers"):
         if getattr(args, name) <= 0:
             raise ValueError(
                 f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
@@ -118,6 +160,10 @@ def run_build(args) -> int:
         engine=args.engine,
         workers=args.workers,
         aoi=aoi_file,
+        source=args.source,
+        chip_km=args.chip_km,
+        min_coverage=args.min_coverage,
+        gallery_csv=args.gallery_csv,
     )
     manifest = build_index(spec, args.out, progress=not args.json)
     if args.json:
@@ -129,6 +175,12 @@ def run_build(args) -> int:
             f"{cells['recall_at_10']:.3f}), {manifest['streetviews']['count']} street views, "
             f"{manifest['encoder_passes_per_point']:.3f} encoder passes per point, {manifest['build_seconds']} s"
         )
+        cov = manifest.get("coverage") or {}
+        if cov.get("cells_without_imagery"):
+            print(
+                f"left out {cov['cells_without_imagery']} of {cov['cells_listed']} cells without "
+                f"imagery under them (e.g. {cov['examples_without_imagery'][:2]})"
+            )
     return 0
 
 

@@ -66,6 +66,9 @@ def recorded_path(index_dir: str | Path, manifest: dict, what: str) -> Path:
     relative to the index dir (found when the index moves with them, from any working
     directory) and absolute (found when the index alone was copied elsewhere); the relative one
     wins when both exist."""
+    if what != "checkpoint" and not manifest.get("world"):
+        kind = (manifest.get("source") or {}).get("kind", "another source")
+        raise ValueError(f"index {index_dir} was built from {kind}, not from a demo world")
     entry = manifest["checkpoint"] if what == "checkpoint" else manifest["world"]["path"]
     absolute = manifest.get("checkpoint_absolute" if what == "checkpoint" else "world_absolute")
     p = Path(entry).expanduser()
@@ -84,13 +87,28 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _source_args(index_dir: Path, manifest: dict) -> str:
+    """`--world DIR` for a demo index, else `--source PATH ...` (and its options)."""
+    source = manifest.get("source") or {"kind": "world"}
+    if source.get("kind") == "world":
+        return f"--world {shlex.quote(_shown(recorded_path(index_dir, manifest, 'world')))}"
+    paths = []
+    for rel, absolute in zip(source.get("path", []), source.get("path_absolute", [])):
+        here = Path(index_dir) / rel
+        paths.append(shlex.quote(_shown(here if here.exists() else Path(absolute))))
+    args = "--source " + " ".join(paths)
+    if source.get("kind") == "rasters":
+        args += f" --min-coverage {source.get('min_coverage', 0.9):g}"
+    return args
+
+
 def rebuild_command(manifest: dict, index_dir: Path) -> str:
     """The `gair index build` command that rebuilds this index, from its manifest."""
     grid = manifest.get("grid") or {}
     parts = [
         "gair index build",
         f"--checkpoint {shlex.quote(_shown(recorded_path(index_dir, manifest, 'checkpoint')))}",
-        f"--world {shlex.quote(_shown(recorded_path(index_dir, manifest, 'world')))}",
+        _source_args(index_dir, manifest),
         f"--grid {grid.get('spec', 'h3:4')}",
     ]
     if grid.get("land_only"):

@@ -10,14 +10,13 @@ import numpy as np
 
 
 class _ShardWorker:
-    def __init__(self, checkpoint: str, world_dir: str, work: str):
+    def __init__(self, spec, work: str):
         import torch
 
         from gair.embed import Embedder
-        from gair.world import World
 
         torch.set_num_threads(1)
-        self.embedder = Embedder(checkpoint, World.open(world_dir))
+        self.embedder = Embedder(spec.checkpoint, spec.open_source())
         self.work = work
 
     def __call__(self, batch: dict) -> dict:
@@ -51,11 +50,7 @@ def run_ray(spec, latlon: np.ndarray, work) -> None:
         ]
         ds = ray.data.from_items(items).map_batches(
             _ShardWorker,
-            fn_constructor_kwargs={
-                "checkpoint": str(spec.checkpoint),
-                "world_dir": str(spec.world),
-                "work": str(work),
-            },
+            fn_constructor_kwargs={"spec": spec, "work": str(work)},
             batch_size=1,
             concurrency=spec.workers,
             num_cpus=1,

@@ -73,12 +73,16 @@ def read_manifest(index_dir: str | Path) -> dict:
     for key, kind in (
         ("checkpoint_hash", str),
         ("checkpoint", str),
-        ("world.path", str),
         ("grid.spec", str),
         ("dim", int),
         ("files", dict),
     ):
         _require(manifest, path, key, kind)
+    if manifest.get("source") is None or manifest.get("world") is not None:
+        _require(manifest, path, "world.path", str)  # a demo-world index
+    if manifest.get("source") is not None:
+        _require(manifest, path, "source.kind", str)
+        _require(manifest, path, "source.path", list)
     for table in integrity.TABLES:
         _require(manifest, path, f"{table}.count", int)
         _require(manifest, path, f"{table}.ids_sha256", str)
@@ -145,16 +149,15 @@ class GridIndex:
         checkpoint: str | Path | None = None,
         world=None,
     ) -> GridIndex:
-        """Open with the checkpoint and world recorded in the manifest, or the ones given
-        (`world`: a World or a path to one)."""
+        """Open with the checkpoint and RS source recorded in the manifest, or the ones given
+        (`world`: an RS source object or a path: a demo world dir, rasters, prepared triples)."""
         from gair.embed import Embedder
-        from gair.world import World
+        from gair.sources import open_index_source
 
         manifest = read_manifest(index_dir)
-        if world is None or isinstance(world, (str, Path)):
-            world = World.open(world or recorded_path(index_dir, manifest, "world"))
         run_dir = checkpoint or recorded_path(index_dir, manifest, "checkpoint")
-        return cls(index_dir, Embedder(run_dir, world))
+        source = open_index_source(index_dir, manifest, override=world, run_dir=run_dir)
+        return cls(index_dir, Embedder(run_dir, source))
 
     def verify(self, progress=None) -> None:
         """Hash every file of the index against the manifest (IndexDamagedError if not)."""
@@ -166,8 +169,11 @@ class GridIndex:
     ) -> pd.DataFrame:
         k = check_k(k)
         vec = self._check_vec(vec)
-        with self._lock:
-            scores, ids = index.search(vec[None], min(k, len(table)))
+        if len(table) == 0:  # an empty gallery (FAISS refuses k = 0): no hits, same columns
+            scores, ids = np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
+        else:
+            with self._lock:
+                scores, ids = index.search(vec[None], min(k, len(table)))
         keep = ids[0] >= 0
         hits = (
             table.iloc[ids[0][keep]]

@@ -14,6 +14,9 @@ list; PQ codes alone cap recall lower still, so PQ is kept for sizes nothing els
 The number of inverted lists is capped by the k-means training sample: FAISS wants >= 39
 training points per centroid, so with the default 200k sample at most 4,096 lists (a 65,536-list
 quantiser trained on 200k points has 3 points per centroid and takes hours on a CPU).
+
+No vectors (an index without a street-view gallery) give an empty Flat index: recall 1.0
+(exact search has nothing to miss), 0 bytes per vector.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def choose_factory(
     n: int, dim: int, train_size: int = TRAIN_SIZE, memory_budget: int = MEMORY_BUDGET
 ) -> str:
     """FAISS factory string for n vectors of size dim, trained on `train_size` of them."""
-    if n < EXACT_LIMIT:
+    if n < EXACT_LIMIT:  # including n = 0
         return "Flat"
     most = max(16, min(n, train_size) // MIN_POINTS_PER_LIST)
     for code, code_bytes in (("SQfp16", 2 * dim), ("SQ8", dim)):
@@ -69,11 +72,16 @@ def gpu_available() -> bool:
 def build_index(
     vectors: np.ndarray, factory: str | None = None, train_size: int = TRAIN_SIZE, seed: int = 0
 ):
-    """Build an inner-product index over L2-normalised float32 vectors [N, D]."""
+    """Build an inner-product index over L2-normalised float32 vectors [N, D] (N may be 0:
+    an empty index; ValueError for a factory that needs training then)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] < 1:
+        raise ValueError(f"vectors must be [N, D] with D >= 1, got shape {vectors.shape}")
     n, dim = vectors.shape
     factory = factory or choose_factory(n, dim)
     index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained and n == 0:
+        raise ValueError(f"FAISS index {factory!r} needs training vectors; none were given")
     if not index.is_trained:
         rng = np.random.default_rng(seed)
         sample = vectors[rng.choice(n, size=min(n, train_size), replace=False)]
@@ -102,9 +110,12 @@ def set_search_params(index, nprobe: int | None = None, ef_search: int | None = 
 def recall_at_k(
     index, vectors: np.ndarray, k: int = 10, n_queries: int = 1000, seed: int = 0
 ) -> float:
-    """Recall@k of `index` against exact inner-product search, on queries drawn from the data."""
+    """Recall@k of `index` against exact inner-product search, on queries drawn from the data
+    (1.0 without vectors: nothing to miss)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(vectors)
+    if n == 0 or k < 1:
+        return 1.0
     k = min(k, n)
     rng = np.random.default_rng(seed)
     queries = vectors[rng.choice(n, size=min(n, n_queries), replace=False)]
@@ -135,8 +146,10 @@ def tune_nprobe(
 
 
 def bytes_per_vector(index, n: int) -> float:
-    """Serialised size of the index divided by its vector count."""
-    return float(faiss.serialize_index(index).nbytes) / max(n, 1)
+    """Serialised size of the index divided by its vector count (0.0 for no vectors)."""
+    if n <= 0:
+        return 0.0
+    return float(faiss.serialize_index(index).nbytes) / n
 
 
 def write_index(index, path: str | os.PathLike) -> None:

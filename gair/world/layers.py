@@ -24,13 +24,18 @@ ISO_FIXES = {
 def _read_jpeg(path: Path, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = None
-    with Image.open(path) as im:
-        im.draft("RGB", size)  # JPEG DCT scaling: decodes directly at 1/2, 1/4 ... size
-        im = im.convert("RGB")
-        if im.size != size:
-            im = im.resize(size, Image.Resampling.BOX)
-        return np.asarray(im)
+    # the packaged Blue Marble is a trusted, known-size file over Pillow's bomb guard: lift the
+    # guard for this read only (a global change would disable it for user images too)
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", size)  # JPEG DCT scaling: decodes directly at 1/2, 1/4 ... size
+            im = im.convert("RGB")
+            if im.size != size:
+                im = im.resize(size, Image.Resampling.BOX)
+            return np.asarray(im)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def build_rs(paths: dict[str, Path]) -> np.ndarray:

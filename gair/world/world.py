@@ -59,8 +59,14 @@ class World:
     """The embedded demo world. Open with `World.open(path)`.
 
     Rasters are memory-mapped (cheap to open; DataLoader workers share the pages); pickling a
-    World pickles only its path.
+    World pickles only its path. As an RS source (gair.sources) it is the "world" kind: global,
+    tiled, with ground-truth labels.
     """
+
+    kind = "world"
+    has_labels = True
+    tiled = True
+    bounds4326 = (-180.0, -90.0, 180.0, 90.0)
 
     def __init__(self, path: Path, manifest: dict):
         self.path = Path(path)
@@ -147,6 +153,9 @@ class World:
         close to a held-out region). latlon (..., 2) -> str array (...)."""
         ll = validate_latlon(latlon)
         return self.splits.split_of(ll[..., 0], ll[..., 1])
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "bands": self.bands}
 
     def info(self) -> dict:
         m = self.manifest
