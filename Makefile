@@ -90,7 +90,9 @@ app-tiles: world
 	$(PY) -m app.assets tiles --world $(WORLD)
 
 # Serve the app as `make demo` should: local Leaflet, basemap tiles ready, thread settings.
-serve-app: vendor app-tiles
+# Any index (INDEX=...): the demo's basemap tiles come from `make demo`/`make app-tiles`, or the app
+# renders them in the background; an index over your own rasters needs no demo world.
+serve-app: $(STAMP) vendor
 	GAIR_INDEX=$(INDEX) $(APP_ENV) $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) --server.headless true
 
 # The real-browser end-to-end test alone (headless Chromium, no network).

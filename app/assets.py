@@ -10,6 +10,10 @@
 - The world's RS basemap: Web Mercator XYZ tiles rendered from `world.rs` into
   `app/static/tiles/<world fingerprint>/` (git-ignored), built by `python -m app.assets tiles`
   at set-up, or in the background on the app's first start.
+- A raster source's basemap (an index built from the user's imagery): PNG tiles with alpha
+  rendered from the source (`app.tiles`) into `app/static/tiles/<source fingerprint>/`, zooms
+  up to its native zoom, only where it has imagery; the low zooms now, the rest in the
+  background. A prepared-chips source has no basemap (`tiles_zoom_ready` is -1).
 """
 
 from __future__ import annotations
@@ -102,17 +106,42 @@ _tile_lock = threading.Lock()
 _tile_threads: dict[str, threading.Thread] = {}
 
 
+def tiles_kind(source) -> str:
+    """ "world" (JPEG tiles of the demo world), "rasters" (PNG tiles of the user's rasters) or
+    "none" (nothing to draw a basemap from)."""
+    kind = str(getattr(source, "kind", None) or "world") if source is not None else "none"
+    return kind if kind in ("world", "rasters") else "none"
+
+
 def tiles_dir(world) -> Path:
     return TILES_ROOT / world.fingerprint
 
 
 def tiles_url(world) -> str:
-    return static_url(f"tiles/{world.fingerprint}/{{z}}/{{x}}/{{y}}.jpg")
+    ext = "png" if tiles_kind(world) == "rasters" else "jpg"
+    return static_url(f"tiles/{world.fingerprint}/{{z}}/{{x}}/{{y}}.{ext}")
+
+
+def tiles_max_zoom(source) -> int:
+    """The finest zoom of the source's basemap tiles (-1: no basemap)."""
+    kind = tiles_kind(source)
+    if kind == "rasters":
+        from app import tiles
+
+        return tiles.top_zoom(source)
+    return TILE_MAX_ZOOM if kind == "world" else -1
 
 
 def tiles_zoom_ready(world) -> int:
     """Highest zoom whose tiles are all written (-1: none)."""
+    kind = tiles_kind(world)
+    if kind == "none":
+        return -1
     d = tiles_dir(world)
+    if kind == "rasters":
+        from app import tiles
+
+        return min(tiles.zoom_ready(d, world.fingerprint), tiles_max_zoom(world))
     for z in range(TILE_MAX_ZOOM, -1, -1):
         if raster.tiles_ready(d, world.fingerprint, z):
             return z
@@ -121,7 +150,12 @@ def tiles_zoom_ready(world) -> int:
 
 def ensure_tiles(world, background: bool = True) -> int:
     """Make sure the RS basemap tiles exist: builds the low zooms now and the rest in a
-    background thread (once per world per process). Returns the zoom ready now."""
+    background thread (once per source per process). Returns the zoom ready now."""
+    kind = tiles_kind(world)
+    if kind == "none":
+        return -1
+    if kind == "rasters":
+        return _ensure_raster_tiles(world, background)
     ready = tiles_zoom_ready(world)
     if ready >= TILE_MAX_ZOOM:
         return ready
@@ -152,11 +186,48 @@ def ensure_tiles(world, background: bool = True) -> int:
     return ready
 
 
+def _ensure_raster_tiles(source, background: bool) -> int:
+    """`ensure_tiles` for a raster source: the zooms holding few tiles now, the rest (up to
+    the native zoom) in a background thread."""
+    from app import tiles
+
+    top = tiles_max_zoom(source)
+    ready = tiles_zoom_ready(source)
+    if ready >= top:
+        return ready
+    with _tile_lock:
+        ready = tiles_zoom_ready(source)
+        sync = min(tiles.sync_zoom(source), top)
+        if ready < sync:
+            tiles.build_raster_tiles(source, tiles_dir(source), max_zoom=sync, min_zoom=ready + 1)
+            ready = sync
+        key = source.fingerprint
+        if ready < top and key not in _tile_threads:
+            start = ready + 1
+            if not background:
+                tiles.build_raster_tiles(source, tiles_dir(source), max_zoom=top, min_zoom=start)
+                return top
+
+            def work():
+                try:
+                    tiles.build_raster_tiles(
+                        source, tiles_dir(source), max_zoom=top, min_zoom=start
+                    )
+                except Exception:  # pragma: no cover - logged, the map keeps the low zooms
+                    log.exception("rendering the raster basemap tiles failed")
+
+            t = threading.Thread(target=work, name="gair-tiles", daemon=True)
+            _tile_threads[key] = t
+            t.start()
+    return ready
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.assets", description="app set-up steps")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("tiles", help="render the world's RS layer into Web Mercator tiles")
+    t = sub.add_parser("tiles", help="render the basemap tiles (demo world or an index's rasters)")
     t.add_argument("--world", default="data/world")
+    t.add_argument("--index", default=None, help="render the imagery of this index instead")
     sub.add_parser("check", help="exit 1 when vendored Leaflet files are missing")
     args = parser.parse_args(argv)
     if args.cmd == "check":
@@ -164,14 +235,23 @@ def main(argv: list[str] | None = None) -> int:
         for f in missing:
             print(f"missing app/static/{f}: run scripts/vendor_assets.sh")
         return 1 if missing else 0
-    from gair.world import World
+    if args.index:
+        from gair.sources import open_index_source
+        from index.search import read_manifest
 
-    world = World.open(args.world)
-    if tiles_zoom_ready(world) >= TILE_MAX_ZOOM:
-        print(f"RS basemap tiles up to date in {tiles_dir(world)}")
+        source = open_index_source(args.index, read_manifest(args.index))
+    else:
+        from gair.world import World
+
+        source = World.open(args.world)
+    if tiles_kind(source) == "none":
+        print(f"no basemap to render: {source!r} has no imagery to draw (prepared chips)")
         return 0
-    meta = raster.build_world_tiles(world, tiles_dir(world), max_zoom=TILE_MAX_ZOOM)
-    print(f"wrote {meta['tiles']} RS basemap tiles to {tiles_dir(world)}")
+    if tiles_zoom_ready(source) >= tiles_max_zoom(source):
+        print(f"RS basemap tiles up to date in {tiles_dir(source)}")
+        return 0
+    top = ensure_tiles(source, background=False)
+    print(f"RS basemap tiles to zoom {top} in {tiles_dir(source)}")
     return 0
 
 

@@ -17,8 +17,20 @@ def register(sub) -> None:
         default=os.environ.get("GAIR_INDEX", "data/index"),
         help="index dir (default data/index)",
     )
-    p.add_argument("--world", default=None, help="world dir (default: the index manifest's)")
+    p.add_argument(
+        "--world",
+        default=None,
+        help="the index's imagery: a demo world dir or the rasters' new place (default: the "
+        "index manifest's)",
+    )
     p.add_argument("--checkpoint", default=None, help="run dir (default: the index manifest's)")
+    p.add_argument(
+        "--device",
+        default=os.environ.get("GAIR_DEVICE", "auto"),
+        choices=["auto", "cpu", "cuda"],
+        help="where the model runs: auto = CUDA when torch sees a GPU, else the CPU "
+        "(default: env GAIR_DEVICE, else auto)",
+    )
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="localhost", help="bind address (0.0.0.0 to serve others)")
     p.set_defaults(func=run)
@@ -36,6 +48,9 @@ def command(args) -> list[str]:
         cmd += ["--world", str(args.world)]
     if args.checkpoint:
         cmd += ["--checkpoint", str(args.checkpoint)]
+    device = getattr(args, "device", "auto") or "auto"
+    if device != "auto":
+        cmd += ["--device", str(device)]
     return cmd
 
 
@@ -47,6 +62,7 @@ def run(args) -> int:
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.setdefault("OMP_NUM_THREADS", "1")
+    env["GAIR_DEVICE"] = str(getattr(args, "device", "auto") or "auto")  # the flag wins over env
     print(f"serving the app on http://{args.address}:{args.port} (Ctrl-C stops it)", flush=True)
     try:
         return subprocess.call(command(args), env=env)

@@ -50,21 +50,13 @@ from app.panels import (  # noqa: E402
     predictions,
     search,
     streetviews,
+    summary,
 )
 from app.panels import labelsets as labelsets_panel  # noqa: E402  (issue 16: Label & find)
-from app.panels.common import export_buttons, fmt_latlon, legend, marker_key  # noqa: E402
+from app.panels.common import legend, marker_key  # noqa: E402
 from app.resources import Settings, SetupError, configure_threads, open_resources  # noqa: E402
 
 log = logging.getLogger("gair.app")
-
-EXAMPLES = {
-    "Paris": (48.8566, 2.3522),
-    "Sahara": (23.5, 11.0),
-    "Amazon": (-3.4, -62.2),
-    "Himalaya": (28.0, 86.9),
-    "Tokyo": (35.68, 139.69),
-    "Greenland": (72.0, -40.0),
-}
 
 CSS = """
 <style>
@@ -86,12 +78,12 @@ div[data-testid="stMetricValue"] {font-size: 1.35rem;}
 """
 
 
-@st.cache_resource(show_spinner="Opening the world and the index ...")
-def get_resources(index: str, world: str | None, checkpoint: str | None):
+@st.cache_resource(show_spinner="Opening the imagery and the index ...")
+def get_resources(index: str, world: str | None, checkpoint: str | None, device: str = "auto"):
     """Shared by all sessions (world rasters are memory-mapped; GridIndex is thread-safe)."""
     configure_threads()
-    res = open_resources(Settings(index, world, checkpoint))
-    assets.ensure_tiles(res.world)
+    res = open_resources(Settings(index, world, checkpoint, device))
+    assets.ensure_tiles(res.source)
     # the overlay lookup (~1 s for 86k cells) is built in the background: the first page does
     # not need it, and a first click just waits for it (Resources.raster is lock-protected)
     threading.Thread(target=lambda: res.raster, name="gair-raster", daemon=True).start()
@@ -156,7 +148,9 @@ def map_panel(res, result, point, overlay, opacity: float, online: bool, tiles_z
     """The map, isolated: a click reruns only this fragment, which records the new point and
     then reruns the page once so the panels follow. The base map's script is identical on
     every run, so the browser keeps its Leaflet map; only the feature groups change."""
-    m = maps.base_map(res.world, online=online, tiles_zoom=tiles_zoom)
+    m = maps.base_map(
+        res.source, online=online, tiles_zoom=tiles_zoom, max_zoom=maps.index_view(res)["max_zoom"]
+    )
     layers = maps.query_layers(
         result,
         point=point,
@@ -187,76 +181,6 @@ def map_panel(res, result, point, overlay, opacity: float, online: bool, tiles_z
         if not labelsets_panel.on_map_click(res, lat, lon):  # labelling mode adds an example
             state.select_point(lat, lon)
         st.rerun()
-
-
-def point_summary(res, result) -> None:
-    q = result["query"]
-    truth = result["truth"]
-    st.markdown(
-        f'<div class="gair-point">{fmt_latlon(q["lat"], q["lon"])}</div>', unsafe_allow_html=True
-    )
-    st.markdown(
-        f'<div class="gair-kv">{truth["country"]} · {truth["continent"]} · climate <b>{truth["koppen"]}</b> · '
-        f"<b>{truth['landcover']}</b> · elevation <b>{truth['elevation_m']:,.0f} m</b></div>",
-        unsafe_allow_html=True,
-    )
-    c1, c2 = st.columns(2)
-    c1.metric(
-        "cos(INR, location)",
-        f"{result['location_similarity']:.3f}",
-        help="the point's INR embedding vs its location-encoder embedding",
-    )
-    if len(result["places"]):
-        top = result["places"].iloc[0]
-        c2.metric(
-            "Most similar place",
-            f"{top['similarity']:.3f}",
-            help=f"{fmt_latlon(top['lat'], top['lon'])}, {top.get('distance_km', float('nan')):,.0f} km away",
-        )
-    c3, c4 = st.columns(2)
-    if len(result["streetviews"]):
-        sv = result["streetviews"].iloc[0]
-        c3.metric(
-            "Nearest street view",
-            f"{sv['distance_km']:,.0f} km",
-            help=f"best gallery match by embedding ({sv['sv_id']}), similarity {sv['similarity']:.3f}",
-        )
-    preds = result.get("predictions")
-    if preds:
-        cls = [(n, p) for n, p in preds.items() if p["kind"] == "classification"]
-        if cls:
-            n, p = cls[0]
-            c4.metric(f"Predicted {n}", p["top"], help=f"probability {p['top_p']:.2f}")
-    elif getattr(res, "heads_error", None):
-        c4.metric("Predictions", "hidden", help=f"heads unusable: {res.heads_error}")
-    else:
-        c4.metric("Predictions", "no heads", help=f"gair eval --checkpoint {res.run_dir}")
-    b1, b2, b3 = st.columns(3)
-    export_buttons(b1, b2, result, "gair_point", width="stretch")
-    b3.button(
-        "Set as B",
-        on_click=_set_b,
-        help="keep this point as B of the Compare tab, then select another point",
-        width="stretch",
-    )
-    st.caption(
-        f"Computed in {result['timings_ms']['total']:.0f} ms on the server (embedding, search, heatmap, views, heads)."
-    )
-
-
-def welcome() -> None:
-    st.markdown("#### Click anywhere on the map")
-    st.markdown(
-        "The app embeds **that exact coordinate** with GAIR's implicit (INR) point query, then shows "
-        "its embedding, the nearest **street views**, **similar places** (heatmap + markers) and the "
-        "**predictions** of the run's heads beside the world's ground truth."
-    )
-    st.markdown("Or try:")
-    cols = st.columns(3)
-    for i, (name, (lat, lon)) in enumerate(EXAMPLES.items()):
-        cols[i % 3].button(
-            name, key=f"example_{name}", on_click=_fly, args=(lat, lon), width="stretch"
-        )
 
 
 def sidebar(res, tiles_zoom: int):
@@ -309,7 +233,9 @@ def sidebar(res, tiles_zoom: int):
         st.caption(
             f"Index `{res.settings.index}`: {len(res.cells):,} places ({m['grid']['spec']}{', land' if m['grid'].get('land_only') else ''}), "
             f"{len(res.gallery):,} street views. Checkpoint `{res.run_dir.name}` ({str(m['checkpoint_hash'])[:10]}). "
-            f"Basemap tiles to zoom {tiles_zoom}."
+            f"Imagery: {_source_note(res)}. "
+            + (f"Basemap tiles to zoom {tiles_zoom}." if tiles_zoom >= 0 else "No basemap.")
+            + _device_note(res)
         )
         if res.integrity["state"] == "damaged":
             st.error(f"Index check failed: {res.integrity['error']}")
@@ -318,9 +244,22 @@ def sidebar(res, tiles_zoom: int):
     return message
 
 
+def _source_note(res) -> str:
+    kind = res.source_kind
+    return {"world": "the demo world", "rasters": "your rasters", "prepared": "prepared chips"}.get(
+        kind, kind
+    )
+
+
+def _device_note(res) -> str:
+    embedder = res.index.embedder
+    if not getattr(embedder, "loaded", True):
+        return f" Model: not loaded yet (device {res.settings.device})."
+    return f" Model on {getattr(embedder, 'device', '?')}."
+
+
 def main() -> None:
     st.markdown(CSS, unsafe_allow_html=True)
-    state.init()
     for key, value in (
         ("k", logic.K_DEFAULT),
         ("opacity", 0.7),
@@ -330,7 +269,7 @@ def main() -> None:
         st.session_state.setdefault(key, value)
     settings = Settings.from_env(sys.argv[1:])
     try:
-        res = get_resources(settings.index, settings.world, settings.checkpoint)
+        res = get_resources(settings.index, settings.world, settings.checkpoint, settings.device)
     except SetupError as err:
         setup_page(err)
         return
@@ -353,8 +292,9 @@ def main() -> None:
         st.warning(
             "Static file serving is off, so the map has no Leaflet and no basemap: start with `--server.enableStaticServing true` (app/.streamlit/config.toml sets it)."
         )
+    state.init(maps.index_view(res))  # the map opens on the index's area
     res.verify_in_background()  # once per process: hash every index file
-    tiles_zoom = assets.tiles_zoom_ready(res.world)
+    tiles_zoom = assets.tiles_zoom_ready(res.source)
     message_slot = sidebar(res, tiles_zoom)
 
     k = logic.clamp_k(st.session_state.get("k"))
@@ -416,9 +356,9 @@ def main() -> None:
                 marker_key(search=shown is searched)
     with right:
         if result is None:
-            welcome()
+            summary.welcome(res, _fly)
         else:
-            point_summary(res, result)
+            summary.point_summary(res, result, _set_b)
 
     tabs = st.tabs(
         [

@@ -30,6 +30,8 @@ branca.element.Template = _compiled_template
 
 RS_LAYER_NAME = "Demo world RS (Blue Marble + relief)"
 RS_ATTRIBUTION = "Demo world: NASA Blue Marble + shaded relief"
+RASTER_LAYER_NAME = "Index imagery (true colour)"
+RASTER_ATTRIBUTION = "Imagery: the index's own rasters"
 ONLINE_BASEMAPS = {
     # name: (url, attribution, max native zoom)
     "OpenStreetMap (online)": (
@@ -50,7 +52,8 @@ ONLINE_BASEMAPS = {
 }
 DEFAULT_CENTER = (20.0, 0.0)
 DEFAULT_ZOOM = 2
-MAX_ZOOM = 11
+MAX_ZOOM = 11  # the demo's; finer grids and raster sources zoom further (`index_view`)
+ZOOM_CAP = 19
 
 QUERY_COLOR = "#ff3b30"
 PLACE_COLOR = "#00e5ff"
@@ -105,18 +108,45 @@ def _index_tile_providers() -> None:
     object.__setattr__(providers, "_gair_indexed", True)
 
 
-def base_map(world, online: bool = False, tiles_zoom: int = assets.TILE_MAX_ZOOM):
-    """The leafmap Map: the demo world's RS tiles as the default basemap (online basemaps only
-    when asked), scale bar, no CDN assets."""
+def index_view(res) -> dict:
+    """The map's first view and zoom limit for an index: {"center", "zoom", "max_zoom"}. The
+    demo (global) keeps DEFAULT_CENTER / DEFAULT_ZOOM / MAX_ZOOM; a regional index opens
+    fitted to its extent; a raster source zooms to its native zoom, other fine grids to where
+    a cell spans ~24 px."""
+
+    def build():
+        from app.extent import cell_spacing, initial_view, zoom_for_spacing
+
+        source = res.source if res.source is not None else res.world
+        if assets.tiles_kind(source) == "rasters":
+            top = int(source.native_zoom)
+        else:
+            lat = res.cell_latlon[:, 0]
+            spacing = cell_spacing(lat, res.cell_latlon[:, 1])
+            middle = float(abs(lat).mean()) if len(lat) else 0.0
+            top = max(MAX_ZOOM, min(ZOOM_CAP, zoom_for_spacing(spacing, middle)))
+        view = initial_view(res.extent, top)
+        if view is None:
+            return {"center": DEFAULT_CENTER, "zoom": DEFAULT_ZOOM, "max_zoom": top}
+        return {"center": view[0], "zoom": view[1], "max_zoom": top}
+
+    return res.cached("__map_view__", build)
+
+
+def base_map(world, online: bool = False, tiles_zoom: int = assets.TILE_MAX_ZOOM, max_zoom=None):
+    """The leafmap Map: the index's imagery as the default basemap (the demo world's RS tiles,
+    or tiles rendered from the user's rasters; none for prepared chips), online basemaps only
+    when asked, scale bar, no CDN assets. `world`: the index's RS source."""
     _index_tile_providers()
     import leafmap.foliumap as leafmap
 
+    max_zoom = int(max_zoom or MAX_ZOOM)
     m = leafmap.Map(
         center=list(DEFAULT_CENTER),
         zoom=DEFAULT_ZOOM,
         tiles=None,
         min_zoom=1,
-        max_zoom=MAX_ZOOM,
+        max_zoom=max_zoom,
         world_copy_jump=True,
         draw_control=False,
         measure_control=False,
@@ -130,25 +160,37 @@ def base_map(world, online: bool = False, tiles_zoom: int = assets.TILE_MAX_ZOOM
         attribution_control=True,
         height=600,
     )
-    rs = folium.TileLayer(
-        tiles=_provider(RS_LAYER_NAME, assets.tiles_url(world), RS_ATTRIBUTION),
-        attr=RS_ATTRIBUTION,
-        name=RS_LAYER_NAME,
-        min_zoom=0,
-        max_zoom=MAX_ZOOM,
-        max_native_zoom=max(0, int(tiles_zoom)),
-        overlay=False,
-        control=True,
-        show=True,
-    )
-    rs.add_to(m)
+    kind = assets.tiles_kind(world)
+    if kind != "none":
+        name, attribution = (
+            (RASTER_LAYER_NAME, RASTER_ATTRIBUTION)
+            if kind == "rasters"
+            else (RS_LAYER_NAME, RS_ATTRIBUTION)
+        )
+        extra = {}
+        if kind == "rasters":  # no requests for tiles that were not rendered (no imagery)
+            w, s, e, n = (float(v) for v in world.bounds4326)
+            extra["bounds"] = [[s, w], [n, e]]
+        rs = folium.TileLayer(
+            tiles=_provider(name, assets.tiles_url(world), attribution),
+            attr=attribution,
+            name=name,
+            min_zoom=0,
+            max_zoom=max_zoom,
+            max_native_zoom=max(0, int(tiles_zoom)),
+            overlay=False,
+            control=True,
+            show=True,
+            **extra,
+        )
+        rs.add_to(m)
     if online:
         for name, (url, attr, native) in ONLINE_BASEMAPS.items():
             folium.TileLayer(
                 tiles=_provider(name, url, attr),
                 attr=attr,
                 name=name,
-                max_zoom=MAX_ZOOM,
+                max_zoom=max_zoom,
                 max_native_zoom=native,
                 overlay=False,
                 control=True,

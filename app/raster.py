@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-MERCATOR_MAX_LAT = 85.0511287798066  # atan(sinh(pi)): the square Web Mercator world
+from app.extent import MERCATOR_MAX_LAT, cell_spacing, cells_extent, mercator_y
+
 OVERLAY_BOUNDS = [[-MERCATOR_MAX_LAT, -180.0], [MERCATOR_MAX_LAT, 180.0]]  # [[S, W], [N, E]]
 TILE_PX = 256
 TILES_FORMAT = 1
@@ -151,43 +152,95 @@ class Legend:
 class CellRaster:
     """Draws per-cell values as one Web Mercator image: a lookup from every output pixel to its
     nearest grid cell (within about one cell spacing; farther pixels stay transparent, e.g.
-    the sea of a land-only index), built once per index; each overlay is then one gather."""
+    the sea of a land-only index), built once per index; each overlay is then one gather.
 
-    def __init__(self, lat: np.ndarray, lon: np.ndarray, width: int = 1024):
+    `extent` None draws the whole Web Mercator world as a `width` x `width` square (the demo's
+    global heatmap); an `app.extent.Extent` draws only that box, `width` x `height` pixels
+    (square in Mercator; see `for_cells`). `bounds` is where Leaflet places the image."""
+
+    def __init__(
+        self,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        width: int = 1024,
+        extent=None,
+        height: int | None = None,
+        spacing: float | None = None,
+    ):
         from scipy import ndimage
-        from scipy.spatial import cKDTree
 
         lat = np.asarray(lat, np.float64)
         lon = np.asarray(lon, np.float64)
-        self.width = self.height = w = int(width)
+        self.extent = extent
+        self.width = w = int(width)
+        if extent is None:
+            west, east, y_top, y_bottom = -math.pi, math.pi, math.pi, -math.pi
+            self.bounds = OVERLAY_BOUNDS
+            self.height = h = w
+        else:
+            west, east = math.radians(extent.west), math.radians(extent.east)
+            y_top, y_bottom = float(mercator_y(extent.north)), float(mercator_y(extent.south))
+            self.bounds = extent.bounds()
+            self.height = h = int(height or max(1, round(w * (y_top - y_bottom) / (east - west))))
         self.n_cells = len(lat)
-        pixel = 2 * math.pi / w  # one pixel at the equator, radians of the unit sphere
+        px_x, px_y = (east - west) / w, (y_top - y_bottom) / h  # Mercator radians per pixel
+        pixel = max(px_x, px_y)
         # typical spacing: median great-circle chord to the nearest other cell (on a sample)
-        spacing = pixel
-        if len(lat) > 1:
-            xyz = _unit_xyz(lat, lon)
-            sample = xyz[np.linspace(0, len(xyz) - 1, min(len(xyz), 2000)).astype(int)]
-            d, _ = cKDTree(xyz).query(sample, k=2)
-            spacing = float(np.median(d[:, 1]))
-        self.max_chord = max(1.5 * spacing, 1.5 * pixel)
+        if spacing is None:
+            spacing = cell_spacing(lat, lon)
+        spacing = spacing or pixel
+        self.spacing = float(spacing)
+        self.max_chord = max(1.5 * spacing, 1.5 * pixel * _min_cos(lat))
         # seed each cell's pixel, then give every pixel its nearest seed (Euclidean distance
-        # transform in Mercator pixels) and keep pixels within ~1.5 cell spacings on the ground
-        y = np.log(
-            np.tan(math.pi / 4 + np.radians(np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT)) / 2)
-        )
-        rows = np.clip(((math.pi - y) / (2 * math.pi) * w).astype(np.int64), 0, w - 1)
-        cols = np.clip(((lon + 180.0) / 360.0 * w).astype(np.int64), 0, w - 1)
-        seed = np.full((w, w), -1, np.int32)
+        # transform in Mercator radians) and keep pixels within ~1.5 cell spacings on the ground
+        y = mercator_y(lat)
+        rows = np.clip(np.floor((y_top - y) / px_y).astype(np.int64), 0, h - 1)
+        cols = np.clip(np.floor((np.radians(lon) - west) / px_x).astype(np.int64), 0, w - 1)
+        seed = np.full((h, w), -1, np.int32)
         seed[rows, cols] = np.arange(len(lat), dtype=np.int32)
         if len(lat):
-            dist, (ri, ci) = ndimage.distance_transform_edt(seed < 0, return_indices=True)
-            ground = dist * pixel * np.cos(np.radians(mercator_row_lats(w)))[:, None]
+            dist, (ri, ci) = ndimage.distance_transform_edt(
+                seed < 0, sampling=(px_y, px_x), return_indices=True
+            )
+            row_lats = mercator_row_lats(h, y_top, y_bottom)
+            ground = dist * np.cos(np.radians(row_lats))[:, None]
             lookup = np.where(ground <= self.max_chord, seed[ri, ci], -1)
         else:
             lookup = seed
         self.lookup = lookup.astype(np.int32)
         self.mask = self.lookup >= 0
         self._safe_lookup = np.where(self.mask, self.lookup, 0)
+
+    @classmethod
+    def for_cells(
+        cls,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        px_per_cell: float = 3.0,
+        min_side: int = 512,
+        max_side: int = 2048,
+    ) -> CellRaster:
+        """The rasteriser an index needs: the whole world at 1024 px when its cells span half
+        the globe or more (the demo); else only the cells' box (plus half a cell), sized so a
+        cell spans at least `px_per_cell` pixels, between `min_side` and `max_side` pixels on
+        the longer side."""
+        lat = np.asarray(lat, np.float64)
+        lon = np.asarray(lon, np.float64)
+        spacing = cell_spacing(lat, lon)
+        ext = cells_extent(lat, lon, spacing)
+        if ext.is_global or not len(lat):
+            return cls(lat, lon, spacing=spacing)
+        dx = math.radians(ext.east - ext.west)
+        dy = float(mercator_y(ext.north) - mercator_y(ext.south))
+        # a cell's spacing in Mercator radians, where it is smallest (nearest the equator)
+        nearest_equator = 0.0 if lat.min() <= 0 <= lat.max() else float(np.abs(lat).min())
+        merc = (spacing or dx / min_side) / math.cos(math.radians(nearest_equator))
+        pixel = merc / px_per_cell
+        longest = max(dx, dy)
+        pixel = min(max(pixel, longest / max_side), longest / min_side)
+        width = int(min(max_side, max(1, math.ceil(dx / pixel))))
+        height = int(min(max_side, max(1, math.ceil(dy / pixel))))
+        return cls(lat, lon, width=width, extent=ext, height=height, spacing=spacing)
 
     def continuous(
         self,
@@ -230,9 +283,13 @@ class CellRaster:
         return png_bytes(img, palette, a)
 
 
-def _unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    la, lo = np.radians(lat), np.radians(lon)
-    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], -1)
+def _min_cos(lat: np.ndarray) -> float:
+    """cos of the latitude nearest the equator (1.0 without cells)."""
+    if not len(lat):
+        return 1.0
+    if lat.min() <= 0 <= lat.max():
+        return 1.0
+    return float(np.cos(np.radians(np.abs(lat).min())))
 
 
 # --------------------------------------------------------------------------- basemap tiles

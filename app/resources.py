@@ -1,18 +1,14 @@
 """Where the app's inputs come from, and opening them once.
 
-Configuration (first found wins):
-- index dir:  `--index` after `streamlit run app/main.py --`, env `GAIR_INDEX`, `data/index`
-- world dir:  `--world`, env `GAIR_WORLD`, the index manifest's `world.path`
-- checkpoint: `--checkpoint`, env `GAIR_CHECKPOINT`, the index manifest's `checkpoint`
-
-`open_resources(settings)` returns a `Resources` (world, index, heads, eval, rasteriser) or
-raises `SetupError` whose message names the command that builds what is missing; the app shows
-it instead of a traceback. Nothing here imports Streamlit: tests and the benchmark use it as is.
+Configuration: `app.settings.Settings` (index, imagery, checkpoint, device; flags, env, the
+index manifest). `open_resources(settings)` returns a `Resources` (RS source, index, heads,
+eval, rasteriser) or raises `SetupError` whose message names the command that builds what is
+missing; the app shows it instead of a traceback. Nothing here imports Streamlit: tests and the
+benchmark use it as is.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -25,42 +21,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from app.index_source import (
+    demo_world,
+    manifest_kind,
+    open_source,
+    source_has_labels,
+    source_kind,
+)
+from app.settings import DEFAULT_INDEX, Settings, SetupError, embedder_device  # noqa: F401
+
 log = logging.getLogger("gair.app")
 
-DEFAULT_INDEX = "data/index"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class SetupError(RuntimeError):
-    """Something the app needs is missing or inconsistent; `command` builds/fixes it."""
-
-    def __init__(self, message: str, command: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.command = command
-
-
-@dataclass(frozen=True)
-class Settings:
-    index: str
-    world: str | None = None
-    checkpoint: str | None = None
-
-    @classmethod
-    def from_env(cls, argv: list[str] | None = None, environ: dict | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        parser = argparse.ArgumentParser(
-            prog="streamlit run app/main.py --", add_help=False, allow_abbrev=False
-        )
-        parser.add_argument("--index")
-        parser.add_argument("--world")
-        parser.add_argument("--checkpoint")
-        args, _ = parser.parse_known_args(argv or [])
-        return cls(
-            index=args.index or env.get("GAIR_INDEX") or DEFAULT_INDEX,
-            world=args.world or env.get("GAIR_WORLD") or None,
-            checkpoint=args.checkpoint or env.get("GAIR_CHECKPOINT") or None,
-        )
 
 
 @dataclass
@@ -68,7 +40,7 @@ class Resources:
     """Everything a session reads; shared by all sessions (read-only, thread-safe)."""
 
     settings: Settings
-    world: object
+    world: object  # the demo `gair.world.World` (labels, rendered views), None for other sources
     index: object  # index.search.GridIndex (its embedder loads the model on first use)
     manifest: dict
     run_dir: Path
@@ -76,6 +48,7 @@ class Resources:
     eval_result: dict | None
     open_seconds: float
     cell_latlon: np.ndarray = field(repr=False, default=None)
+    source: object = None  # the index's RS source (`gair.sources`; the World for demo indexes)
     _raster: object = field(repr=False, default=None)
     _raster_lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
     _layers: dict = field(repr=False, default_factory=dict)
@@ -164,23 +137,58 @@ class Resources:
         return self.index.streetviews
 
     @property
+    def source_kind(self) -> str:
+        """ "world" (the demo), "rasters" or "prepared"."""
+        return source_kind(self.source if self.source is not None else self.world)
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether ground truth can be shown: the demo world, and an index with its labels."""
+        from gair.world.world import LABELS
+
+        return (
+            self.world is not None
+            and source_has_labels(self.world)
+            and any(c in self.cells for c in LABELS)
+        )
+
+    @property
+    def extent(self):
+        """The index's area (`app.extent.Extent`): the source's recorded bounds, else the
+        cells' box; global for the demo."""
+        from app.extent import index_extent
+
+        return self.cached(
+            "__extent__",
+            lambda: index_extent(self.manifest, self.cell_latlon[:, 0], self.cell_latlon[:, 1]),
+        )
+
+    @property
     def raster(self):
-        """The per-cell image rasteriser (built on first use, ~1 s for 86k cells)."""
+        """The per-cell image rasteriser (built on first use, ~1 s for 86k cells): the whole
+        world for a global index, the index's own box at its cells' resolution otherwise."""
         if self._raster is None:
             with self._raster_lock:
                 if self._raster is None:
                     from app.raster import CellRaster
 
-                    self._raster = CellRaster(self.cell_latlon[:, 0], self.cell_latlon[:, 1])
+                    self._raster = CellRaster.for_cells(
+                        self.cell_latlon[:, 0], self.cell_latlon[:, 1]
+                    )
         return self._raster
 
-    def cached_layer(self, name: str, build):
-        """A static map layer (predictions / labels over all cells), built once per process."""
+    def cached(self, name: str, build):
+        """Something computed once per process from the index (a map layer, the gallery's
+        similarity floor, ...): `build()` on first use, then the same object."""
         if name not in self._layers:
             with self._layers_lock:
                 if name not in self._layers:
                     self._layers[name] = build()
         return self._layers[name]
+
+    def cached_layer(self, name: str, build):
+        """A static map layer (predictions / labels over all cells), built once per process."""
+        return self.cached(name, build)
 
 
 def freeze_long_lived_objects() -> None:
@@ -206,7 +214,6 @@ def open_resources(settings: Settings) -> Resources:
     """Open world, index and the checkpoint's identity (the model and heads load on first use,
     see `Resources.load_model_in_background`). SetupError with the fix when not."""
     from gair.deferred import DeferredEmbedder
-    from gair.world import World
     from index.search import (
         GridIndex,
         IndexDamagedError,
@@ -216,6 +223,7 @@ def open_resources(settings: Settings) -> Resources:
     )
 
     started = time.perf_counter()
+    device = embedder_device(settings.device)  # SetupError for an unknown device
     index_dir = _resolve(settings.index)
     try:
         manifest = read_manifest(index_dir)
@@ -230,45 +238,26 @@ def open_resources(settings: Settings) -> Resources:
             f"The index at `{settings.index}` cannot be read: {err}",
             f"gair index build ... --out {settings.index}",
         ) from err
-
-    world_path = (
-        _resolve(settings.world) if settings.world else recorded_path(index_dir, manifest, "world")
-    )
-    try:
-        world = World.open(world_path)
-    except FileNotFoundError as err:
-        raise SetupError(
-            f"No demo world at `{world_path}`.",
-            f"gair world build --out {world_path}   # or: make world",
-        ) from err
-    except ValueError as err:
-        raise SetupError(
-            f"The world at `{world_path}` cannot be read: {err}",
-            f"gair world build --out {world_path}",
-        ) from err
-    expected = manifest.get("world", {}).get("fingerprint")
-    if expected and expected != world.fingerprint:
-        log.warning(
-            "world %s has fingerprint %s, the index was built on %s",
-            world_path,
-            world.fingerprint,
-            expected,
-        )
-
+    if device is not None and device.startswith("cuda"):
+        _require_cuda(settings.device)
     run_dir = (
         _resolve(settings.checkpoint)
         if settings.checkpoint
         else recorded_path(index_dir, manifest, "checkpoint")
     )
+    world_override = _resolve(settings.world)
     if not (run_dir / "config.json").is_file():
+        if manifest_kind(manifest) == "world":  # the world's message first, as before
+            open_source(index_dir, manifest, world_override, settings.index, run_dir)
         raise SetupError(
             f"No checkpoint at `{run_dir}` (config.json missing).",
             "make train-demo   # or set GAIR_CHECKPOINT to the run dir the index was built with",
         )
+    source = open_source(index_dir, manifest, world_override, settings.index, run_dir)
     try:
         # the model itself loads on first use (or via load_model_in_background): the first
         # page needs only the index's files, and importing torch + timm takes ~7 s
-        embedder = DeferredEmbedder(run_dir, world, threads=app_threads(), device="cpu")
+        embedder = DeferredEmbedder(run_dir, source, threads=app_threads(), device=device)
         embedder.verify_weights()
     except (ValueError, OSError) as err:
         raise SetupError(
@@ -295,7 +284,8 @@ def open_resources(settings: Settings) -> Resources:
     latlon = cells[["lat", "lon"]].to_numpy(np.float64)
     return Resources(
         settings=settings,
-        world=world,
+        world=demo_world(source),
+        source=source,
         index=index,
         manifest=manifest,
         run_dir=run_dir,
@@ -304,6 +294,17 @@ def open_resources(settings: Settings) -> Resources:
         open_seconds=time.perf_counter() - started,
         cell_latlon=latlon,
     )
+
+
+def _require_cuda(device: str) -> None:
+    """SetupError when CUDA was asked for and torch sees no GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SetupError(
+            f"--device {device} was asked for, but torch sees no CUDA device here.",
+            "gair app --device auto   # CUDA when available, else the CPU",
+        )
 
 
 def data_attributions(world=None) -> str | None:

@@ -31,8 +31,14 @@ DEFAULTS = {
 }
 
 
-def init() -> None:
-    for key, value in DEFAULTS.items():
+def init(view: dict | None = None) -> None:
+    """Session defaults; `view` ({"center", "zoom"}, `maps.index_view`) is where the map opens
+    (the index's area; the demo's global view when None)."""
+    defaults = dict(DEFAULTS)
+    if view is not None:
+        defaults["map_center"] = tuple(view["center"])
+        defaults["map_zoom"] = int(view["zoom"])
+    for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value
     if "_results" not in st.session_state:

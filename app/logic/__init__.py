@@ -9,7 +9,8 @@ One module per job; this package re-exports their public names (`from app import
 - `inputs`: coordinate checks and parsing, `clamp_k`, uploaded images;
 - `embeddings`: point / location / image embeddings and the neighbourhood grid;
 - `streetviews`: gallery images (LRU-cached) and the top-k street views of an embedding;
-- `labels`: ground truth and head predictions at a point;
+- `labels`: ground truth (demo indexes only) and head predictions at a point;
+- `novelty`: whether a photo is like anything in the gallery (out-of-distribution warning);
 - `places`: top-k places and the similarity heatmap over all cells;
 - `queries`: `click_result`, `image_search`, `compare_points`;
 - `layers`: the map's static overlays (predictions, truth);
@@ -23,6 +24,7 @@ from app.logic.embeddings import (
     embed_locations,
     embed_points,
     neighbourhood_grid,
+    prepare_photo,
 )
 from app.logic.export import results_table, to_csv, to_geojson
 from app.logic.inputs import (
@@ -33,7 +35,7 @@ from app.logic.inputs import (
     decode_upload,
     parse_coordinates,
 )
-from app.logic.labels import predictions_for, truth_at
+from app.logic.labels import has_labels, predictions_for, truth_at
 from app.logic.layers import (
     IGBP_COLORS,
     KOPPEN_COLORS,
@@ -41,6 +43,8 @@ from app.logic.layers import (
     layer_overlay,
     map_layers,
 )
+from app.logic.novelty import gallery_floor
+from app.logic.novelty import message as novelty_message
 from app.logic.places import (
     PLACE_COLUMNS,
     SIMILARITY_FLOOR_QUANTILE,
@@ -52,6 +56,7 @@ from app.logic.queries import click_result, compare_points, image_search
 from app.logic.streetviews import (
     THUMB_CACHE_SIZE,
     THUMBNAILS_MAX,
+    has_gallery,
     is_rendered,
     streetview_image,
 )
@@ -76,13 +81,18 @@ __all__ = [
     "embed_locations",
     "embed_points",
     "exact_cells",
+    "gallery_floor",
+    "has_gallery",
+    "has_labels",
     "image_search",
     "is_rendered",
     "layer_overlay",
     "map_layers",
     "neighbourhood_grid",
+    "novelty_message",
     "parse_coordinates",
     "predictions_for",
+    "prepare_photo",
     "results_table",
     "similarity_overlay",
     "streetview_image",

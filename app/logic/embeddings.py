@@ -28,7 +28,19 @@ def embed_locations(res, latlon: np.ndarray) -> np.ndarray:
         return res.index.embedder.location(np.asarray(latlon, np.float64))
 
 
+def prepare_photo(res, image: np.ndarray) -> np.ndarray:
+    """A photo as the SV encoder sees it, the way the index's gallery was prepared: its
+    centred square crop (a 4:3 photo is cropped, never squashed), resized with antialiasing
+    to the encoder's input size (`gair.images.square_resize`), before the model's own
+    normalisation. A 4000 x 3000 photo is not aliased by a resize that skips most pixels."""
+    from gair.images import square_resize
+
+    return square_resize(image, int(res.index.embedder.config["sv"]["img_size"]))
+
+
 def embed_image(res, image: np.ndarray) -> np.ndarray:
+    """The SV embedding [E] of a photo (uint8 [H, W, 3], any size), `prepare_photo`d first."""
+    image = prepare_photo(res, image)
     with _embed_lock:
         return res.index.embedder.street_view([image])[0]
 
@@ -40,8 +52,8 @@ def neighbourhood_grid(res, lat: float, lon: float, n: int = NEIGHBOURHOOD_N):
 
     Returns (points [n*n, 2] row-major from the north-west, latitude axis [n] north to south,
     longitude axis [n] west to east, unwrapped so it contains `lon`)."""
-    tiling = res.index.embedder.tiling
-    step = tiling.stride_deg if tiling is not None else 1.0
+    tiling = getattr(res.index.embedder, "tiling", None)
+    step = getattr(tiling, "stride_deg", None) or 1.0
     r0 = math.floor((90.0 - lat) / step)
     c0 = math.floor(((lon + 180.0) % 360.0) / step)
     lat_axis = np.clip(90.0 - (r0 + np.linspace(0.0, 1.0, n)) * step, -90.0, 90.0)

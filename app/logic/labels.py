@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def truth_at(res, lat: float, lon: float) -> dict:
-    """The world's ground truth at a point, with readable class names."""
+def has_labels(res) -> bool:
+    """Whether the index has ground truth to show (the demo world; not the user's imagery)."""
+    return bool(getattr(res, "has_labels", getattr(res, "world", None) is not None))
+
+
+def truth_at(res, lat: float, lon: float) -> dict | None:
+    """The world's ground truth at a point, with readable class names; None when the index has
+    no labels (built from the user's imagery)."""
     from gair.world.world import IGBP_CLASSES, KOPPEN_CLASSES
 
+    if not has_labels(res):
+        return None
     lab = res.world.labels(np.array([lat, lon]))
     kg = int(lab["koppen"])
     lc = int(lab["landcover"])

@@ -170,7 +170,7 @@ def scores_overlay(res, scores: np.ndarray, threshold: float, mode: str) -> dict
         title=f"label set: {title}", kind="continuous", vmin=vmin, vmax=vmax,
         colormap=SCORE_COLORMAP,
     )  # fmt: skip
-    return {"png": png, "legend": legend, "bounds": raster.OVERLAY_BOUNDS}
+    return {"png": png, "legend": legend, "bounds": res.raster.bounds}
 
 
 def iteration(res, labelset: LabelSet, threshold: float | None = None) -> dict:

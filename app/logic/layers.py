@@ -118,7 +118,7 @@ def _continuous_layer(res, values, title, label) -> dict:
     return {
         "png": png,
         "legend": raster.Legend(title, "continuous", vmin, vmax, cmap),
-        "bounds": raster.OVERLAY_BOUNDS,
+        "bounds": res.raster.bounds,
     }
 
 
@@ -132,4 +132,4 @@ def _class_layer(res, codes, classes, colors, title) -> dict:
     legend = raster.Legend(
         title, "classes", classes=[(classes[i], raster.hex_color(colors[i])) for i in present]
     )
-    return {"png": png, "legend": legend, "bounds": raster.OVERLAY_BOUNDS}
+    return {"png": png, "legend": legend, "bounds": res.raster.bounds}

@@ -24,7 +24,7 @@ def similarity_overlay(res, sims: np.ndarray, title: str) -> dict:
         vmin = vmax - 1e-3
     png = res.raster.continuous(sims, vmin, vmax, "inferno", alpha=(90, 235), hide_below=True)
     legend = raster.Legend(title=title, kind="continuous", vmin=vmin, vmax=vmax, colormap="inferno")
-    return {"png": png, "legend": legend, "bounds": raster.OVERLAY_BOUNDS}
+    return {"png": png, "legend": legend, "bounds": res.raster.bounds}
 
 
 PLACE_COLUMNS = (

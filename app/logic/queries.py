@@ -17,6 +17,7 @@ from app.logic.embeddings import (
 )
 from app.logic.inputs import K_DEFAULT, check_point, clamp_k
 from app.logic.labels import predictions_for, truth_at
+from app.logic.novelty import assess
 from app.logic.places import _places_and_overlay
 from app.logic.runtime import _executor, _ms
 from app.logic.streetviews import _views, streetview_image
@@ -39,17 +40,25 @@ def click_result(
     embedding with the location encoder's embedding of the same point), neighbourhood (grid
     similarities to the point's embedding), places (top-k cells, DataFrame), streetviews
     (top-k gallery rows), thumbnails (uint8 images of those rows), overlay (similarity PNG +
-    legend), predictions (heads) or None, truth (world labels) and timings_ms per stage.
+    legend), predictions (heads) or None, truth (world labels; None when the index has none) and
+    timings_ms per stage.
     """
     t0 = time.perf_counter()
     timings = {}
     lat, lon = check_point(lat, lon, wrap=True)
     k = clamp_k(k)
     pts = np.array([[lat, lon]])
+    emb_all = None
+    if neighbourhood and getattr(res.index.embedder, "tiling", None) is None:
+        neighbourhood = False  # fixed chips (prepared sources): no tile cell to map
     if neighbourhood:
         grid, lat_axis, lon_axis = neighbourhood_grid(res, lat, lon)
-        pts = np.concatenate([pts, grid])
-    emb_all = embed_points(res, pts)  # one batch: the point's tiles serve the neighbourhood too
+        try:  # one batch: the point's tiles serve the neighbourhood too
+            emb_all = embed_points(res, np.concatenate([pts, grid]))
+        except ValueError:  # part of the grid has no imagery (the edge of the user's rasters)
+            neighbourhood = False
+    if emb_all is None:
+        emb_all = embed_points(res, pts)  # a point without imagery raises its own message
     emb = emb_all[0]
     timings["embed"] = _ms(t0)
 
@@ -100,7 +109,9 @@ def image_search(
     encoder and compares it with every place; returns the heatmap, the top places (by RS-INR
     similarity; `guess` is the first), `located`: the location encoder's posterior median over
     every place (`GridIndex.locate_view`) and, for a gallery view, the true location and both
-    answers' errors in km."""
+    answers' errors in km. For an uploaded photo, `novelty` (`app.logic.novelty.assess`) and
+    `uncertain`: True when the photo is unlike every gallery view (the places are likely
+    noise)."""
     from gair import geo
 
     t0 = time.perf_counter()
@@ -120,6 +131,9 @@ def image_search(
     )
     estimate = _executor().submit(res.index.locate_view, vec)
     svs, thumbs, _ = _views(res, vec, k, truth, True)
+    novelty = None
+    if sv_row is None and len(svs):  # an uploaded photo: is it like anything in the gallery?
+        novelty = assess(res, float(svs["similarity"].iloc[0]), image)
     places, overlay, _ = heat.result()
     top = places.iloc[0] if len(places) else None
     guess = (float(top["lat"]), float(top["lon"])) if top is not None else None
@@ -147,6 +161,8 @@ def image_search(
         "error_km": km_from_truth(guess),
         "located": located,
         "located_error_km": km_from_truth(located),
+        "novelty": novelty,
+        "uncertain": bool(novelty and novelty["out_of_distribution"]),
         "timings_ms": {"total": _ms(t0)},
     }
 

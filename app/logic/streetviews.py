@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,13 +22,17 @@ THUMB_CACHE_SIZE = 4096
 
 def streetview_image(res, row) -> np.ndarray:
     """The gallery image of a street-view row: rendered from the world (source "rendered"), or
-    read from its file for real galleries. Cached per process (LRU)."""
-    key = str(row["sv_id"])
+    read from its file (`path`, relative to the index dir) for real galleries. Cached per
+    process (LRU, per index)."""
+    key = (str(getattr(res.index, "dir", "")), str(row["sv_id"]))
     with _thumb_lock:
         if key in _thumb_cache:
             _thumb_cache.move_to_end(key)
             return _thumb_cache[key]
-    if "heading_deg" in row and "seed" in row and not pd.isna(row["heading_deg"]):
+    rendered = "heading_deg" in row and "seed" in row and not pd.isna(row["heading_deg"])
+    if rendered and res.world is None:  # a rendered gallery without its world: a blank tile
+        return np.full((64, 64, 3), 96, np.uint8)
+    if rendered:
         size = min(
             int(res.index.embedder.config["sv"]["img_size"]), 128
         )  # as the index embedded it
@@ -40,7 +45,8 @@ def streetview_image(res, row) -> np.ndarray:
     else:
         from gair.images import read_image
 
-        img = read_image(row["path"])
+        path = Path(str(row["path"]))  # relative to the index dir (a thumbnail inside it)
+        img = read_image(path if path.is_absolute() else res.index.dir / path)
     with _thumb_lock:
         _thumb_cache[key] = img
         while len(_thumb_cache) > THUMB_CACHE_SIZE:
@@ -52,7 +58,14 @@ def is_rendered(res) -> bool:
     return res.manifest.get("streetviews", {}).get("source", "rendered") == "rendered"
 
 
+def has_gallery(res) -> bool:
+    return len(res.gallery) > 0
+
+
 def _top_streetviews(res, vec: np.ndarray, k: int, origin=None) -> pd.DataFrame:
+    if not has_gallery(res):  # an index without a gallery: no views, not a FAISS error
+        cols = ["rank", "similarity", *[c for c in res.gallery.columns if c != "geometry"]]
+        return pd.DataFrame(columns=cols + (["distance_km"] if origin is not None else []))
     return res.index.search_streetviews(vec, k, origin=origin)
 
 

@@ -16,8 +16,8 @@ exact coordinate is interpolated from the surrounding tokens (NILI: neighbourhoo
 linear interpolation), not pooled over a whole patch. Contrastive losses align that point
 embedding with the street view taken there and with the location encoder's embedding.
 
-In this app every click embeds the exact clicked coordinate: the app reads the demo world's RS
-raster by the canonical tiling (`gair.embed.Embedder`: the four tiles around the point, blended
+In this app every click embeds the exact clicked coordinate: the app reads the index's RS
+imagery (the demo world's raster, or the rasters the index was built from) by the canonical tiling (`gair.embed.Embedder`: the four tiles around the point, blended
 continuously), then compares the embedding with every indexed place (FAISS) and every gallery
 street view (cross-view retrieval), and feeds it to the run's prediction heads.
 """
@@ -95,7 +95,7 @@ def render(res) -> None:
             f"{m.get('built_at', '?')} in {m.get('build_seconds', '?')} s, engine {m.get('engine', '?')}",
         ),
         ("encoder passes per point", f"{m.get('encoder_passes_per_point', float('nan')):.3f}"),
-        ("world", f"{res.world.path} (fingerprint {res.world.fingerprint})"),
+        ("imagery", _imagery(res)),
         ("opened in", f"{res.open_seconds:.1f} s"),
     ]
     st.dataframe([{"": a, "value": str(b)} for a, b in rows], hide_index=True, width="stretch")
@@ -112,10 +112,23 @@ def render(res) -> None:
     if text:
         with st.expander("Data sources and attributions (DATA.md)", expanded=False):
             st.markdown(text)
-    else:
+    elif res.world is not None:
         for name, src in res.world.info().get("sources", {}).items():
             st.markdown(f"- **{name}**: {src}")
     st.caption(
         "Runs with no network: Leaflet is served by this app (app/static/vendor), the basemap is "
-        "the demo world's own imagery, online basemaps are off unless enabled in the sidebar."
+        "the index's own imagery, online basemaps are off unless enabled in the sidebar."
+    )
+
+
+def _imagery(res) -> str:
+    """The index's RS source in one line: the demo world, or the user's rasters / chips."""
+    if res.world is not None:
+        return f"demo world {res.world.path} (fingerprint {res.world.fingerprint})"
+    record = res.manifest.get("source") or {}
+    paths = record.get("path_absolute") or record.get("path") or []
+    shown = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+    return (
+        f"{res.source_kind}: {shown or '?'} (fingerprint {getattr(res.source, 'fingerprint', '?')}); "
+        "no ground-truth labels"
     )

@@ -43,6 +43,8 @@ def render(res, point, set_b) -> None:
     c1.metric("cosine (INR embeddings)", f"{cmp['cosine']:.3f}")
     c2.metric("cosine (location embeddings)", f"{cmp['location_cosine']:.3f}")
     c3.metric("distance", f"{cmp['distance_km']:,.0f} km")
+    if not cmp.get("truth_a") or not cmp.get("truth_b"):
+        return  # an index built from the user's imagery has no ground truth
     rows = [
         {"label": k, "A": str(cmp["truth_a"][k]), "B": str(cmp["truth_b"][k])}
         for k in cmp["truth_a"]

@@ -36,7 +36,8 @@ def render(res, result: dict, on_fly, key_prefix: str = "place") -> None:
         height=min(38 + 35 * len(show), 420),
     )
     options = [
-        f"#{int(r['rank'])}  {r['lat']:.3f}, {r['lon']:.3f}  ({r.get('country', '')})"
+        f"#{int(r['rank'])}  {r['lat']:.3f}, {r['lon']:.3f}"
+        + (f"  ({r['country']})" if r.get("country") else "")
         for _, r in places.iterrows()
     ]
     if options:

@@ -28,7 +28,9 @@ LABELS = {
 }
 
 
-def truth_table(truth: dict) -> None:
+def truth_table(truth: dict | None) -> None:
+    if not truth:  # an index built from the user's imagery has no ground truth
+        return
     rows = []
     for key, value in truth.items():
         if isinstance(value, float):
@@ -39,7 +41,7 @@ def truth_table(truth: dict) -> None:
 
 def render(res, result: dict) -> None:
     preds = result.get("predictions")
-    truth = result["truth"]
+    truth = result.get("truth") or {}
     if preds is None and getattr(res, "heads_error", None):
         st.warning(
             f"Predictions hidden: this run's heads cannot be used ({res.heads_error}). "
@@ -76,6 +78,12 @@ def render(res, result: dict) -> None:
         for col, (name, p) in zip(cols, classification[i : i + 2]):
             with col:
                 _class_bars(name, p, truth.get(name))
+    if not truth:
+        st.caption(
+            "Heads: probes trained by `gair eval` on frozen point embeddings. This index's "
+            "imagery has no ground-truth labels to compare them with."
+        )
+        return
     st.caption(
         "Heads: probes trained by `gair eval` on frozen point embeddings; truth: the demo world's label layers at the point."
     )
@@ -88,7 +96,6 @@ def _class_bars(name: str, p: dict, truth_value) -> None:
     CPU per click under the GIL: benchmarks/bench_load.py)."""
     probs = np.asarray(p["probs"])
     classes = p["classes"]
-    hit = "✓" if p["top"] == truth_value else "✗"
     rows = []
     for j in np.argsort(-probs)[:TOP]:
         colour = "#34c759" if classes[j] == truth_value else "#5b8def"
@@ -97,10 +104,10 @@ def _class_bars(name: str, p: dict, truth_value) -> None:
             f'<span class="gair-bar-track"><span style="width:{100 * float(probs[j]):.1f}%;'
             f'background:{colour}"></span></span><span class="gair-bar-p">{probs[j]:.2f}</span></div>'
         )
-    title = (
-        f"{html.escape(LABELS.get(name, name))}: {html.escape(str(p['top']))} "
-        f"({hit} truth: {html.escape(str(truth_value))})"
-    )
+    title = f"{html.escape(LABELS.get(name, name))}: {html.escape(str(p['top']))}"
+    if truth_value is not None:
+        hit = "✓" if p["top"] == truth_value else "✗"
+        title += f" ({hit} truth: {html.escape(str(truth_value))})"
     st.markdown(
         f'{BAR_CSS}<div class="gair-bars" title="probability of each class (top {TOP})">'
         f'<div class="gair-bar-title">{title}</div>{"".join(rows)}</div>',

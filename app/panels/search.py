@@ -34,7 +34,7 @@ def render(res, k: int, on_fly) -> None:
     )
     if mode == "Gallery street view":
         if gallery.empty:
-            st.info("The index has no street-view gallery.")
+            st.info("This index has no street-view gallery.")
         else:
             n = min(GALLERY_CHOICES, len(gallery))
             if "search_pick" not in st.session_state:
@@ -44,7 +44,8 @@ def render(res, k: int, on_fly) -> None:
                 st.session_state["search_pick"] = int(np.random.default_rng().integers(n))
 
             labels = [
-                f"{r.sv_id}  ({fmt_latlon(r.lat, r.lon)}, {r.split})"
+                f"{r.sv_id}  ({fmt_latlon(r.lat, r.lon)}"
+                + (f", {r.split})" if isinstance(getattr(r, "split", None), str) else ")")
                 for r in gallery.head(n).itertuples()
             ]
             c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
@@ -59,8 +60,13 @@ def render(res, k: int, on_fly) -> None:
                 if logic.is_rendered(res):
                     st.markdown(rendered_badge(), unsafe_allow_html=True)
             with p2:
+                where = (
+                    f"heading {row['heading_deg']:.0f}°, "
+                    if "heading_deg" in row and row["heading_deg"] == row["heading_deg"]
+                    else ""
+                ) + (f"split `{row['split']}`. " if isinstance(row.get("split"), str) else "")
                 st.caption(
-                    f"heading {row.get('heading_deg', 0):.0f}°, split `{row['split']}`. The true location is hidden from the search and shown afterwards (green dot)."
+                    f"{where}The true location is hidden from the search and shown afterwards (green dot)."
                 )
                 st.button(
                     "Where was this taken?",
@@ -95,6 +101,14 @@ def render(res, k: int, on_fly) -> None:
         )
         return
     st.divider()
+    novelty = result.get("novelty")
+    if novelty and novelty["out_of_distribution"]:
+        st.warning(logic.novelty_message(novelty))
+    elif result["query"].get("sv_id") is None and not logic.has_gallery(res):
+        st.info(
+            "This index has no street-view gallery, so there is nothing to tell whether the "
+            "photo is like what the model was trained on: read the places below with care."
+        )
     c1, c2 = st.columns([1, 5])
     with c1:
         st.image(
@@ -113,6 +127,8 @@ def render(res, k: int, on_fly) -> None:
             m1.metric(
                 "Best place",
                 fmt_latlon(*result["guess"]),
+                delta="uncertain: likely noise" if result.get("uncertain") else None,
+                delta_color="off",
                 help="the place whose RS-INR embedding is most like the view's (first of Top places)",
             )
         if result.get("located"):

@@ -14,8 +14,11 @@ COLUMNS = 6
 def render(res, result: dict, on_fly, key_prefix: str = "sv") -> None:
     svs = result["streetviews"]
     thumbs = result.get("thumbnails") or []
+    if not logic.has_gallery(res):
+        st.info("This index has no street-view gallery.")
+        return
     if svs.empty:
-        st.info("The gallery is empty.")
+        st.info("No gallery view matched.")
         return
     rendered = logic.is_rendered(res)
     if rendered:
@@ -44,6 +47,12 @@ def render(res, result: dict, on_fly, key_prefix: str = "sv") -> None:
                 key=f"{key_prefix}_fly_{i}",
                 on_click=on_fly,
                 args=(float(row["lat"]), float(row["lon"])),
-                help=f"select {fmt_latlon(row['lat'], row['lon'])} (heading {row.get('heading_deg', 0):.0f}°, {row['sv_id']})",
+                help=f"select {fmt_latlon(row['lat'], row['lon'])} ({_heading(row)}{row['sv_id']})",
                 width="stretch",
             )
+
+
+def _heading(row) -> str:
+    """ "heading 40°, " for a rendered view, "" for a photo (no heading recorded)."""
+    h = row.get("heading_deg")
+    return f"heading {float(h):.0f}°, " if h is not None and h == h else ""
