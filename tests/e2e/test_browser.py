@@ -10,6 +10,7 @@ one built for the tests ($GAIR_E2E_CHECKPOINT: a run dir with the same weights t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -59,14 +60,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 @pytest.fixture(scope="module")
 def server(world_dir, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(
-            "headless Chromium is not installed at /usr/bin/chromium: run scripts/install_browser.sh (apt-get install chromium chromium-driver)"
-        )
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    missing = assets.missing_vendor_files()
-    if missing:
-        pytest.skip(f"Leaflet is not vendored (missing {missing}): run scripts/vendor_assets.sh")
+    skip_without_browser()
     env = dict(os.environ)
     if os.environ.get("GAIR_E2E_INDEX"):
         env["GAIR_INDEX"] = os.environ["GAIR_E2E_INDEX"]
@@ -80,9 +74,27 @@ def server(world_dir, tmp_path_factory):
     env.pop("GAIR_CHECKPOINT", None)
     if os.environ.get("GAIR_E2E_CHECKPOINT"):  # e.g. the shipped demo run for the E2E index
         env["GAIR_CHECKPOINT"] = os.environ["GAIR_E2E_CHECKPOINT"]
+    with run_server(env, tmp_path_factory.mktemp("e2e") / "streamlit.log") as served:
+        yield served
+
+
+def skip_without_browser() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "headless Chromium is not installed at /usr/bin/chromium: run scripts/install_browser.sh (apt-get install chromium chromium-driver)"
+        )
+    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    missing = assets.missing_vendor_files()
+    if missing:
+        pytest.skip(f"Leaflet is not vendored (missing {missing}): run scripts/vendor_assets.sh")
+
+
+@contextlib.contextmanager
+def run_server(env: dict, log: Path):
+    """Serve the app with `env` on a free localhost port until the block ends:
+    yields {"url", "log"}."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("e2e") / "streamlit.log"
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app/main.py",
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
