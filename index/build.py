@@ -49,7 +49,7 @@ class BuildSpec:
     land_only: bool = False
     bbox: tuple[float, float, float, float] | None = None
     gallery_size: int = 20000
-    shard_size: int = 4096
+    shard_size: int = 1024  # cells per resumable shard (a ViT-B shard takes ~2 min on 2 cores)
     engine: str = "local"
     workers: int = 2
     aoi: str | None = None  # a GeoJSON file, or "footprint" (of the source's imagery)
@@ -234,9 +234,12 @@ def run_local(
     embedder: Embedder, latlon: np.ndarray, work: Path, shard_size: int, progress: bool = True
 ) -> None:
     todo = pending_shards(work, len(latlon), shard_size)
-    for i in tqdm(todo, desc="embedding grid shards", disable=not progress, unit="shard"):
-        arrays = embed_shard(embedder, latlon[i * shard_size : (i + 1) * shard_size])
-        _save_shard(_shard_path(work, i), arrays)
+    total = sum(len(latlon[i * shard_size : (i + 1) * shard_size]) for i in todo)
+    with tqdm(total=total, desc="embedding grid cells", disable=not progress, unit="cell") as bar:
+        for i in todo:
+            arrays = embed_shard(embedder, latlon[i * shard_size : (i + 1) * shard_size])
+            _save_shard(_shard_path(work, i), arrays)
+            bar.update(len(arrays["point"]))
 
 
 def load_shards(work: Path, n: int, shard_size: int) -> dict[str, np.ndarray]:

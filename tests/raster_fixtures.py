@@ -29,21 +29,30 @@ def reflectance(lat: np.ndarray, lon: np.ndarray, band: int) -> np.ndarray:
     return v + 250 * band + 300 * np.cos(0.3 * f * (lon + lat))
 
 
-def write_utm_raster(path: Path, epsg: int, lon_range, dn_add: float = 0.0, tag=None) -> None:
+def write_utm_raster(
+    path: Path,
+    epsg: int,
+    lon_range,
+    dn_add: float = 0.0,
+    tag=None,
+    lat_range=(LAT0, LAT1),
+    gsd_m: float = GSD_M,
+) -> None:
     import rasterio
     from rasterio.transform import from_origin
     from rasterio.warp import transform, transform_bounds
 
+    lat0, lat1 = lat_range
     w, s, e, n = transform_bounds(
-        "EPSG:4326", f"EPSG:{epsg}", lon_range[0], LAT0, lon_range[1], LAT1
+        "EPSG:4326", f"EPSG:{epsg}", lon_range[0], lat0, lon_range[1], lat1
     )
-    width, height = int((e - w) // GSD_M), int((n - s) // GSD_M)
-    tr = from_origin(w, n, GSD_M, GSD_M)
+    width, height = int((e - w) // gsd_m), int((n - s) // gsd_m)
+    tr = from_origin(w, n, gsd_m, gsd_m)
     cols, rows = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
     xs, ys = tr * (cols.ravel(), rows.ravel())
     lon, lat = transform(f"EPSG:{epsg}", "EPSG:4326", xs, ys)
     lon, lat = np.asarray(lon).reshape(height, width), np.asarray(lat).reshape(height, width)
-    inside = (lon >= lon_range[0]) & (lon <= lon_range[1]) & (lat >= LAT0) & (lat <= LAT1)
+    inside = (lon >= lon_range[0]) & (lon <= lon_range[1]) & (lat >= lat0) & (lat <= lat1)
     data = np.stack([reflectance(lat, lon, b) + dn_add for b in range(12)])
     data = np.where(inside[None], data, 0).round().astype(np.uint16)
     profile = dict(driver="GTiff", width=width, height=height, count=12, dtype="uint16")
@@ -70,8 +79,9 @@ def write_aoi(path: Path) -> Path:
     return path
 
 
-def import_random_release(tmp: Path) -> Path:
-    """A random-weight checkpoint in the release's exact layout, imported with no flags."""
+def import_random_release(tmp: Path, **sizes) -> Path:
+    """A random-weight checkpoint in the release's exact layout, imported with no flags
+    (`sizes`: make_release_state's widths/depths; default: a small model)."""
     from gair.official import import_official
     from tests.official_reference import (
         add_gair_model_extras,
@@ -79,7 +89,7 @@ def import_random_release(tmp: Path) -> Path:
         save_release_checkpoint,
     )
 
-    state = add_gair_model_extras(make_release_state(sigmas=(1.0, 2.0, 4.0), seed=5))
+    state = add_gair_model_extras(make_release_state(sigmas=(1.0, 2.0, 4.0), seed=5, **sizes))
     save_release_checkpoint(state, tmp / "gair_release.pth")
     import_official(tmp / "gair_release.pth", tmp / "run")
     return tmp / "run"
