@@ -167,19 +167,20 @@ class RasterSource:
 
     # -- chips --------------------------------------------------------------------------------
     def chip_grid(self, lat: float, lon: float):
-        """The chip around (lat, lon): (local CRS, affine transform, rs_bbox (W, S, E, N))."""
-        from pyproj import Transformer
+        """The chip around (lat, lon): (local CRS, affine transform, rs_bbox (W, S, E, N)).
+        The bbox edges are the chip's edge midpoints: half a side along the geodesics due
+        north, east, south and west of the centre (the projection's axes through its centre)."""
+        from pyproj import Geod
         from rasterio.crs import CRS
         from rasterio.transform import from_origin
 
         crs = CRS.from_string(
-            f"+proj=tmerc +lat_0={float(lat)!r} +lon_0={float(lon)!r} +k=1 +x_0=0 +y_0=0 +ellps=WGS84 "
-            "+units=m +no_defs"
+            f"+proj=tmerc +lat_0={float(lat)!r} +lon_0={float(lon)!r} +k=1 +x_0=0 +y_0=0 "
+            "+ellps=WGS84 +units=m +no_defs"
         )
         half = self.chip_km * 500.0
-        to_ll = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
-        xs, ys = to_ll.transform([-half, half, 0.0, 0.0], [0.0, 0.0, -half, half])
-        bbox = (xs[0], ys[2], xs[1], ys[3])
+        lons, lats, _ = Geod(ellps="WGS84").fwd([lon] * 4, [lat] * 4, [270, 180, 90, 0], [half] * 4)
+        bbox = (lons[0], lats[1], lons[2], lats[3])
         return crs, from_origin(-half, half, 2 * half / self.read_px, 2 * half / self.read_px), bbox
 
     def _warp(
