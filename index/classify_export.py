@@ -20,35 +20,15 @@ PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 GEOJSON_SUFFIXES = (".geojson", ".json")
 
 
-def cell_geometry(cell_id: str, lat: float, lon: float):
-    """The shapely geometry of a cell: its H3 polygon (lon, lat), or a Point."""
-    import h3
-    from shapely.geometry import MultiPolygon, Point, Polygon, box
-
-    if not isinstance(cell_id, str) or not h3.is_valid_cell(cell_id):
-        return Point(float(lon), float(lat))
-    ring = [(lng, la) for la, lng in h3.cell_to_boundary(cell_id)]
-    lons = np.array([p[0] for p in ring])
-    if lons.max() - lons.min() <= 180.0:
-        return Polygon(ring)
-    # crosses the antimeridian: unwrap to (0, 360), then cut at 180 and shift the east part
-    unwrapped = Polygon([(lng + 360.0 if lng < 0 else lng, la) for lng, la in ring])
-    west = unwrapped.intersection(box(0.0, -90.0, 180.0, 90.0))
-    east = unwrapped.intersection(box(180.0, -90.0, 360.0, 90.0))
-    from shapely.affinity import translate
-
-    parts = [g for g in (west, translate(east, xoff=-360.0)) if not g.is_empty]
-    polys = [p for g in parts for p in (g.geoms if hasattr(g, "geoms") else [g])]
-    return MultiPolygon([p for p in polys if p.geom_type == "Polygon"])
-
-
 def hits_geodataframe(hits: pd.DataFrame):
     """GeoDataFrame (EPSG:4326) of hits with their cell polygons."""
     import geopandas as gpd
 
-    geoms = [
-        cell_geometry(c, la, lo) for c, la, lo in zip(hits["cell_id"], hits["lat"], hits["lon"])
-    ]
+    from index.export import cell_polygons  # antimeridian and polar cells drawn right
+
+    geoms = cell_polygons(
+        hits["cell_id"].to_numpy(), hits["lat"].to_numpy(), hits["lon"].to_numpy()
+    )
     return gpd.GeoDataFrame(hits.reset_index(drop=True).copy(), geometry=geoms, crs="EPSG:4326")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index import classify_cli  # issue 16
+from index import classify_cli, export_cli  # issues 16 and 17
 
 DEFAULT_INDEX = "data/index"
 DEFAULT_WORLD = "data/world"
@@ -37,7 +37,7 @@ def register(sub) -> None:
         help="area of interest: a GeoJSON file (Polygon/MultiPolygon geometry, Feature or "
         "FeatureCollection) or a bbox W,S,E,N; its cells are filled from the area (resolutions "
         "up to h3:10), never listed over the globe; or `footprint`: the union of the RS "
-        "source's imagery footprints",
+        "source's imagery footprints (the default with --source)",
     )
     build.add_argument("--engine", default="local", choices=["local", "ray"])
     build.add_argument("--workers", type=int, default=2, help="Ray actors (engine ray)")
@@ -105,6 +105,7 @@ def register(sub) -> None:
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(func=run_verify)
     classify_cli.register(isub)  # `gair index classify` (issue 16, index/classify_cli.py)
+    export_cli.register(isub)  # `gair index export` (issue 17, index/export_cli.py)
 
 
 def _add_overrides(parser) -> None:
@@ -133,6 +134,8 @@ def run_build(args) -> int:
     else:
         bbox = parse_bbox(args.bbox)
         aoi_file = args.aoi
+    if args.source and aoi_file is None and bbox is None:
+        aoi_file = FOOTPRINT  # your own imagery: its footprint, never the globe
     if aoi_file == FOOTPRINT and not args.source:
         raise ValueError("--aoi footprint needs --source (the rasters whose footprint to fill)")
     # the area is read and the grid's size checked before the model loads
@@ -142,8 +145,10 @@ def run_build(args) -> int:
         raise ValueError(f"--min-coverage must be in (0, 1], got {args.min_coverage}")
     if args.gallery_size < 0:
         raise ValueError(f"--gallery-size must be 0 or more, got {args.gallery_size}")
-    if args.gallery_csv is not None and not Path(args.gallery_csv).is_file():
-        raise FileNotFoundError(f"--gallery-csv {args.gallery_csv} does not exist")
+    if args.gallery_csv is not None:  # its columns are checked before the model loads
+        from index.gallery import gallery_from_csv
+
+        gallery_from_csv(args.gallery_csv, decode=False, limit=0)
     for name in ("shard_size", "workers"):
         if getattr(args, name) <= 0:
             raise ValueError(
