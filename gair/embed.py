@@ -145,24 +145,25 @@ class Embedder:
             )
         return emb
 
-    def point_coverage(self, latlon) -> tuple[np.ndarray, np.ndarray]:
+    def point_coverage(self, latlon, on_chips=None) -> tuple[np.ndarray, np.ndarray]:
         """INR embeddings of points [N, 2] with their coverage: (emb [N, E] float32, NaN rows
         where not covered; covered bool [N]). Only chips that hold data at the point and on at
         least the source's min_coverage share of their pixels answer it (every chip, for the
         demo world); a point that no chip answers is not covered. Near the edge of the imagery
         the blend therefore uses fewer tiles (the embedding stays defined, a little less smooth);
-        inside the imagery it is the full tent blend."""
+        inside the imagery it is the full tent blend. `on_chips(done, total)` is called after
+        each batch of chips encoded (for progress bars)."""
         latlon = _as_points(latlon, "Embedder.point")
         if self.world is None:
             raise ValueError("Embedder.point needs a world (an RS source) to read chips from")
         if len(latlon) == 0:
             return np.zeros((0, self.dim), dtype=np.float32), np.zeros(0, bool)
         if self.tiling is None:
-            return self._point_fixed(latlon)
+            return self._point_fixed(latlon, on_chips)
         rows, cols, weights = self.tiling.tiles_of(latlon)
-        return self._blend(latlon, rows, cols, weights)
+        return self._blend(latlon, rows, cols, weights, on_chips)
 
-    def _point_fixed(self, latlon) -> tuple[np.ndarray, np.ndarray]:
+    def _point_fixed(self, latlon, on_chips=None) -> tuple[np.ndarray, np.ndarray]:
         """Fixed-chip sources: each point is answered by the one chip `world.locate` gives."""
         chip = self.world.locate(latlon)
         out = np.full((len(latlon), self.dim), np.nan, dtype=np.float32)
@@ -174,9 +175,11 @@ class Embedder:
             z, _ = self._encode_query(rs, bbox, [latlon[g] for g in groups])
             for g, zt in zip(groups, z):
                 out[g] = _normalise(zt)
+            if on_chips is not None:
+                on_chips(b + len(ids), len(uniq))
         return out, chip >= 0
 
-    def _blend(self, latlon, rows, cols, weights) -> tuple[np.ndarray, np.ndarray]:
+    def _blend(self, latlon, rows, cols, weights, on_chips=None) -> tuple[np.ndarray, np.ndarray]:
         n = len(latlon)
         out = np.zeros((n, self.dim), dtype=np.float64)
         covered = np.zeros(n, bool)
@@ -193,6 +196,8 @@ class Embedder:
             for g, zt, okt in zip(groups, z, ok):  # tiles without imagery do not vote
                 np.add.at(out, g[okt] // 4, weights.ravel()[g[okt], None] * zt[okt])
                 covered[g[okt] // 4] = True
+            if on_chips is not None:
+                on_chips(b + len(tile_ids), len(uniq))
         emb = _normalise(out)
         emb[~covered] = np.nan
         return emb, covered

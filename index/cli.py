@@ -73,7 +73,7 @@ def register(sub) -> None:
         help="street views in a rendered gallery (0: no gallery)",
     )
     build.add_argument(
-        "--shard-size", type=int, default=1024, help="cells per resumable shard (default 1024)"
+        "--shard-size", type=int, default=4096, help="cells per resumable shard (default 4096)"
     )
     build.add_argument("--out", default=DEFAULT_INDEX)
     build.add_argument("--json", action="store_true", help="print the manifest as JSON")

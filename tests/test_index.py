@@ -136,11 +136,11 @@ def test_resume_after_crash_reuses_done_shards(spec, world, tmp_path, monkeypatc
     calls = []
     real = build_mod.embed_shard
 
-    def crashing(embedder, latlon):
+    def crashing(embedder, latlon, on_chips=None):
         calls.append(len(latlon))
         if len(calls) == 3:
             raise KeyboardInterrupt("simulated kill")
-        return real(embedder, latlon)
+        return real(embedder, latlon, on_chips)
 
     monkeypatch.setattr(build_mod, "embed_shard", crashing)
     with pytest.raises(KeyboardInterrupt):
@@ -151,7 +151,9 @@ def test_resume_after_crash_reuses_done_shards(spec, world, tmp_path, monkeypatc
     calls.clear()
     monkeypatch.setattr(build_mod, "embed_shard", real)
     counted = []
-    monkeypatch.setattr(build_mod, "embed_shard", lambda e, ll: counted.append(1) or real(e, ll))
+    monkeypatch.setattr(
+        build_mod, "embed_shard", lambda e, ll, cb=None: counted.append(1) or real(e, ll, cb)
+    )
     manifest = build_index(spec, out, world=world, progress=False)
     n_shards = -(-manifest["cells"]["count"] // spec.shard_size)
     assert len(counted) == n_shards - 2  # only the missing shards were computed

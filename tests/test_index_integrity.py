@@ -218,11 +218,11 @@ def test_resumed_build_re_embeds_a_truncated_shard(
     calls = []
     real = build_mod.embed_shard
 
-    def crashing(embedder, latlon):
+    def crashing(embedder, latlon, on_chips=None):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt("simulated kill")
-        return real(embedder, latlon)
+        return real(embedder, latlon, on_chips)
 
     monkeypatch.setattr(build_mod, "embed_shard", crashing)
     with pytest.raises(KeyboardInterrupt):
@@ -232,7 +232,9 @@ def test_resumed_build_re_embeds_a_truncated_shard(
     assert len(shards) == 2
     shards[0].write_bytes(shards[0].read_bytes()[:200])  # truncated on disk after the fact
     recomputed = []
-    monkeypatch.setattr(build_mod, "embed_shard", lambda e, ll: recomputed.append(1) or real(e, ll))
+    monkeypatch.setattr(
+        build_mod, "embed_shard", lambda e, ll, cb=None: recomputed.append(1) or real(e, ll, cb)
+    )
     manifest = build_index(small_index_spec, out, world=world, progress=False)
     n_shards = -(-manifest["cells"]["count"] // small_index_spec.shard_size)
     assert len(recomputed) == n_shards - 1  # the bad shard and the never-written ones

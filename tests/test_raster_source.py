@@ -178,8 +178,8 @@ def test_per_band_files_and_a_stac_item_read_like_the_multiband_file(imagery, tm
 def test_footprint_aoi_and_a_clear_error_when_nothing_overlaps(imagery, tmp_path):
     out = tmp_path / "fp"
     argv = ["index", "build", "--checkpoint", str(imagery["run"]), "--source"]
-    argv += [str(imagery["rasters"]), "--aoi", "footprint", "--grid", "h3:7", "--out", str(out)]
-    assert main(argv) == 0
+    argv += [str(imagery["rasters"]), "--grid", "h3:7", "--out", str(out)]
+    assert main(argv) == 0  # with --source and no area, the grid fills the imagery's footprint
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["grid"]["aoi"]["source"] == "footprint"
     assert manifest["cells"]["count"] > 0
@@ -227,3 +227,16 @@ def test_official_examples_prepare_index_query(official_examples_dir, imagery, t
     views = index.streetviews
     assert sorted(views["sv_id"]) == sorted(ex["id"])
     assert all((out / p).is_file() for p in views["path"])
+
+
+def test_source_errors_are_one_line_before_the_model_loads(imagery, tmp_path, capsys):
+    base = ["index", "build", "--checkpoint", str(imagery["run"]), "--out", str(tmp_path / "x")]
+    (tmp_path / "empty").mkdir()
+    assert main([*base, "--source", str(tmp_path / "empty")]) == 2
+    assert "no usable imagery" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main([*base, "--source", str(imagery["rasters"]), "--gallery-csv", str(bad)]) == 2
+    assert "needs columns lat, lon" in capsys.readouterr().err
+    assert main([*base, "--source", str(imagery["rasters"]), "--land-only"]) == 2
+    assert "--land-only needs the demo world" in capsys.readouterr().err

@@ -31,7 +31,7 @@ def examples(res) -> dict[str, tuple[float, float]]:
     order = [int(np.argmin(np.hypot(latlon[:, 0] - mid_lat, latlon[:, 1] - mid_lon)))]
     spread = np.linspace(0, len(latlon) - 1, REGIONAL_EXAMPLES + 1).astype(int)
     order += [int(i) for i in spread if int(i) not in order][: REGIONAL_EXAMPLES - 1]
-    names = ["Middle of the area"] + [f"Place {i}" for i in range(2, len(order) + 1)]
+    names = ["Middle of the area"] + [f"{latlon[i, 0]:.3f}, {latlon[i, 1]:.3f}" for i in order[1:]]
     return {n: (float(latlon[i, 0]), float(latlon[i, 1])) for n, i in zip(names, order)}
 
 
