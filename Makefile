@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 WORLD ?= data/world
 INDEX ?= data/index
 CHECKPOINT ?= checkpoints/demo
+GRID ?= h3:4
 PORT ?= 8501
 PYTEST_ARGS ?=
 
@@ -55,10 +56,11 @@ app/static/vendor/leaflet/leaflet.js:
 browser:
 	bash scripts/install_browser.sh
 
-# The demo index: every land H3 resolution-4 cell (~86k) plus a street-view gallery.
+# The demo index: every land H3 resolution-4 cell (81,820, ~45 km apart) plus a street-view gallery.
+# Finer: `make index GRID=h3:5 INDEX=data/index-h3-5` (572,615 cells, 9 min; README "Grain").
 # The index format follows index/build.py and index/integrity.py: a change there rebuilds it.
 $(INDEX)/manifest.json: $(CHECKPOINT)/model.safetensors $(CHECKPOINT)/config.json index/build.py index/integrity.py | world
-	$(VENV)/bin/gair index build --checkpoint $(CHECKPOINT) --world $(WORLD) --grid h3:4 --land-only --gallery-size 10000 --out $(INDEX)
+	$(VENV)/bin/gair index build --checkpoint $(CHECKPOINT) --world $(WORLD) --grid $(GRID) --land-only --gallery-size 10000 --out $(INDEX)
 
 index: $(INDEX)/manifest.json
 

@@ -129,7 +129,7 @@ def map_layers_ms(res, result, point) -> float:
     from app import maps
 
     t = time.perf_counter()
-    m = maps.base_map(res.world)
+    m = maps.base_map(res.source if res.source is not None else res.world)
     layers = maps.query_layers(result, point=point, overlay=result["overlay"])
     with mock.patch.object(streamlit_folium, "_component_func", lambda **kw: kw.get("default")):
         streamlit_folium.st_folium(
