@@ -148,73 +148,53 @@ def tiles_zoom_ready(world) -> int:
     return -1
 
 
+def _tile_plan(source):
+    """How a source's basemap is built: (build(max_zoom, min_zoom), the zoom built before the
+    first page, the finest zoom). The demo world's JPEG tiles or the user's rasters' PNG tiles."""
+    if tiles_kind(source) == "rasters":
+        from app import tiles
+
+        top = tiles_max_zoom(source)
+
+        def build(max_zoom: int, min_zoom: int) -> None:
+            tiles.build_raster_tiles(
+                source, tiles_dir(source), max_zoom=max_zoom, min_zoom=min_zoom
+            )
+
+        return build, min(tiles.sync_zoom(source), top), top
+
+    def build_world(max_zoom: int, min_zoom: int) -> None:
+        raster.build_world_tiles(source, tiles_dir(source), max_zoom=max_zoom, min_zoom=min_zoom)
+
+    return build_world, SYNC_TILE_ZOOM, TILE_MAX_ZOOM
+
+
 def ensure_tiles(world, background: bool = True) -> int:
     """Make sure the RS basemap tiles exist: builds the low zooms now and the rest in a
     background thread (once per source per process). Returns the zoom ready now."""
-    kind = tiles_kind(world)
-    if kind == "none":
+    if tiles_kind(world) == "none":
         return -1
-    if kind == "rasters":
-        return _ensure_raster_tiles(world, background)
+    build, sync, top = _tile_plan(world)
     ready = tiles_zoom_ready(world)
-    if ready >= TILE_MAX_ZOOM:
-        return ready
-    with _tile_lock:
-        ready = tiles_zoom_ready(world)
-        if ready < SYNC_TILE_ZOOM:
-            raster.build_world_tiles(world, tiles_dir(world), max_zoom=SYNC_TILE_ZOOM)
-            ready = SYNC_TILE_ZOOM
-        key = world.fingerprint
-        if ready < TILE_MAX_ZOOM and key not in _tile_threads:
-            if not background:
-                raster.build_world_tiles(
-                    world, tiles_dir(world), max_zoom=TILE_MAX_ZOOM, min_zoom=ready + 1
-                )
-                return TILE_MAX_ZOOM
-
-            def work():
-                try:
-                    raster.build_world_tiles(
-                        world, tiles_dir(world), max_zoom=TILE_MAX_ZOOM, min_zoom=ready + 1
-                    )
-                except Exception:  # pragma: no cover - logged, the map keeps the low zooms
-                    log.exception("building the RS basemap tiles failed")
-
-            t = threading.Thread(target=work, name="gair-tiles", daemon=True)
-            _tile_threads[key] = t
-            t.start()
-    return ready
-
-
-def _ensure_raster_tiles(source, background: bool) -> int:
-    """`ensure_tiles` for a raster source: the zooms holding few tiles now, the rest (up to
-    the native zoom) in a background thread."""
-    from app import tiles
-
-    top = tiles_max_zoom(source)
-    ready = tiles_zoom_ready(source)
     if ready >= top:
         return ready
     with _tile_lock:
-        ready = tiles_zoom_ready(source)
-        sync = min(tiles.sync_zoom(source), top)
+        ready = tiles_zoom_ready(world)
         if ready < sync:
-            tiles.build_raster_tiles(source, tiles_dir(source), max_zoom=sync, min_zoom=ready + 1)
+            build(sync, ready + 1)
             ready = sync
-        key = source.fingerprint
+        key = world.fingerprint
         if ready < top and key not in _tile_threads:
             start = ready + 1
             if not background:
-                tiles.build_raster_tiles(source, tiles_dir(source), max_zoom=top, min_zoom=start)
+                build(top, start)
                 return top
 
             def work():
                 try:
-                    tiles.build_raster_tiles(
-                        source, tiles_dir(source), max_zoom=top, min_zoom=start
-                    )
+                    build(top, start)
                 except Exception:  # pragma: no cover - logged, the map keeps the low zooms
-                    log.exception("rendering the raster basemap tiles failed")
+                    log.exception("building the basemap tiles failed")
 
             t = threading.Thread(target=work, name="gair-tiles", daemon=True)
             _tile_threads[key] = t
