@@ -216,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"missing app/static/{f}: run scripts/vendor_assets.sh")
         return 1 if missing else 0
     if args.index:
-        from gair.sources import open_index_source
         from index.search import read_manifest
+        from index.sources import open_index_source
 
         source = open_index_source(args.index, read_manifest(args.index))
     else:

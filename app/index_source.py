@@ -39,14 +39,8 @@ def open_source(
     kind = manifest_kind(manifest)
     if kind == "world":
         return _open_demo(index_dir, manifest, override)
-    try:
-        from gair.sources import open_index_source
-    except ImportError as err:  # an older checkout without gair.sources: demo worlds only
-        raise SetupError(
-            f"The index at `{index_name}` was built from {kind} imagery, which this checkout "
-            "cannot read (no gair.sources).",
-            "git pull   # or build a demo index: make demo",
-        ) from err
+    from index.sources import open_index_source
+
     fix = f"gair app --index {index_name} --world PATH   # where the imagery is now"
     try:
         source = open_index_source(index_dir, manifest, override=override, run_dir=run_dir)

@@ -24,12 +24,13 @@ from tqdm.auto import tqdm
 from gair.atomic import atomic_dir, atomic_path, write_json
 from gair.embed import Embedder
 from gair.heads import Heads
-from gair.sources import DEFAULT_MIN_COVERAGE, source_record
+from gair.sources import DEFAULT_MIN_COVERAGE
 from gair.world.world import LABELS
 from index import grid as grids
 from index import integrity, vectors
 from index.aoi import aoi_from_geojson
 from index.galleries import build_gallery
+from index.sources import source_record
 
 FOOTPRINT = "footprint"  # --aoi footprint: the union of the RS source's imagery footprints
 

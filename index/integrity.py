@@ -78,6 +78,16 @@ def recorded_path(index_dir: str | Path, manifest: dict, what: str) -> Path:
     return candidate
 
 
+def recorded_source_paths(index_dir: str | Path, record: dict) -> list[Path]:
+    """The RS source paths a manifest's `source` entry records, each relative to the index dir
+    when it exists there, else absolute (as `recorded_path`)."""
+    paths = []
+    for rel, absolute in zip(record.get("path", []), record.get("path_absolute", [])):
+        here = (Path(index_dir) / rel).resolve()
+        paths.append(here if here.exists() else Path(absolute))
+    return paths
+
+
 def _shown(path: Path) -> str:
     """A path as a command line shows it: relative to the working directory when below it."""
     path = Path(os.path.normpath(path.absolute()))
@@ -92,10 +102,7 @@ def _source_args(index_dir: Path, manifest: dict) -> str:
     source = manifest.get("source") or {"kind": "world"}
     if source.get("kind") == "world":
         return f"--world {shlex.quote(_shown(recorded_path(index_dir, manifest, 'world')))}"
-    paths = []
-    for rel, absolute in zip(source.get("path", []), source.get("path_absolute", [])):
-        here = Path(index_dir) / rel
-        paths.append(shlex.quote(_shown(here if here.exists() else Path(absolute))))
+    paths = [shlex.quote(_shown(p)) for p in recorded_source_paths(index_dir, source)]
     args = "--source " + " ".join(paths)
     if source.get("kind") == "rasters":
         args += f" --min-coverage {source.get('min_coverage', 0.9):g}"

@@ -152,7 +152,7 @@ class GridIndex:
         """Open with the checkpoint and RS source recorded in the manifest, or the ones given
         (`world`: an RS source object or a path: a demo world dir, rasters, prepared triples)."""
         from gair.embed import Embedder
-        from gair.sources import open_index_source
+        from index.sources import open_index_source
 
         manifest = read_manifest(index_dir)
         run_dir = checkpoint or recorded_path(index_dir, manifest, "checkpoint")

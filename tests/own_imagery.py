@@ -1,7 +1,7 @@
 """An index "built from the user's own imagery" for the app's tests, made from a demo index:
 its manifest says `"world": null` with a `"source"` entry, its cells lose the world's label
 columns, and (optionally) its gallery is emptied. `FakeRasters` stands in for the RS source
-(`gair.sources.open_index_source` is patched to return it): chips come from the demo world,
+(`index.sources.open_index_source` is patched to return it): chips come from the demo world,
 so the index's vectors stay valid, but it reports itself as a raster source without labels and
 draws a basemap of its own (`read_rgba_mercator`)."""
 
@@ -124,9 +124,9 @@ def _gallery_as_photos(index_dir: Path, world, size: int = 64) -> None:
 
 
 def patch_sources(monkeypatch, world, bounds4326, **kw) -> FakeRasters:
-    """Make `gair.sources.open_index_source` return a FakeRasters over the demo world."""
-    import gair.sources
+    """Make `index.sources.open_index_source` return a FakeRasters over the demo world."""
+    import index.sources
 
     fake = FakeRasters(world, bounds4326, **kw)
-    monkeypatch.setattr(gair.sources, "open_index_source", lambda *a, **k: fake)
+    monkeypatch.setattr(index.sources, "open_index_source", lambda *a, **k: fake)
     return fake

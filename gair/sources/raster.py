@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gair.data.rasters import KM_PER_DEG
 from gair.sources.scenes import Scene, is_stac, scan_files, scan_stac
 
-KM_PER_DEG = 111.19492664455873
 DEFAULT_MIN_COVERAGE = 0.9
 RGB_BANDS = ("B4", "B3", "B2")
 _OPEN_FILES = 64  # open dataset handles kept per source
