@@ -87,11 +87,15 @@ BANDS = ["red", "green", "blue", "relief"]
 
 DEFAULT_PARAMS: dict = {
     "split_seed": 0,
-    "block_h3_res": 0,
+    "block_h3_res": 2,  # res 1 (~780 km) gives < 100 test blocks under the caps (docs/WORLD.md)
     "val_fraction": 0.10,
     "test_fraction": 0.10,
-    "split_slack": 1.3,
-    "buffer_km": 340.0,
+    "max_block_share": 0.03,
+    "max_parent_share": 0.10,
+    "max_country_share": 0.12,
+    "max_country_heldout": 0.5,
+    "unseen_block": "8019fffffffffff",  # H3 res 0: Great Britain, Ireland, northern France
+    "train_chip_px": 32,
     "land_samples_h3_res": 2,
     "land_samples_min_per_cell": 6,
     "land_samples_seed": 1,
@@ -222,7 +226,13 @@ def build_world(
         step(f"countries and continents ({len(countries)} Natural Earth polygons)")
 
         sv = build_streetviews(paths, land, params)
-        splits_info, sv["split"], sv["block"] = assign_splits(sv, params)
+        iso = np.array([""] + [c["iso_a3"] for c in countries], dtype=object)
+
+        def country_of(lat, lon):
+            r, c = grid.nearest_index(lat, lon)
+            return iso[country[r, c].astype(np.int64)].astype(str)
+
+        splits_info, sv["split"], sv["block"] = assign_splits(sv, params, land, country_of)
         sv = sv[["id", "lat", "lon", "split", "source", "block"]]
         sv_path = tmp / "streetviews.parquet"
         sv.to_parquet(sv_path, index=False)

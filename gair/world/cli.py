@@ -71,7 +71,8 @@ def _info(args) -> int:
     print(f"  street views: {sv['count']} {sv['by_source']}")
     print(f"  splits: {sv['by_split']}")
     print(
-        f"    {sp['scheme']}; buffer {sp['buffer_km']} km (chips up to {sp['max_chip_px_any_offset']} px safe at any offset)"
+        f"    {sp['scheme']}; training chips up to {sp['chip_px']} px placed clear of held-out "
+        f"blocks; land area by split {sp['land_area_share']}"
     )
     for key, src in info["sources"].items():
         print(f"  source {key:<21} {src}")

@@ -5,9 +5,9 @@ Samples are TorchGeo-style dicts of tensors:
   north), sv [3, S', S'] float32 (normalised), latlon [2] float64 (lat, lon), and the labels
   koppen, landcover (int64), elevation_m, population (float32), is_land (bool).
 
-Randomness is a pure function of (seed, epoch, index) for the train split (random offset of the
-point in its chip, random heading and view seed) and of (seed, index) for val/test (fixed per
-index), so results do not depend on DataLoader workers or batch composition. Batches are built
+Randomness is a pure function of (seed, epoch, index) for the train split (a random position of
+the chip among those clear of every held-out block, see `gair.world.heldout_mask`; a random
+heading and view seed) and of (seed, index) for val/test (fixed per index), so results do not depend on DataLoader workers or batch composition. Batches are built
 vectorised through `__getitems__` (used by torch's DataLoader), which is what makes rendering
 fast enough; `__getitem__` gives the same sample for one index.
 """
@@ -23,11 +23,12 @@ from torch.utils.data import Dataset
 
 from gair.config import resolve_config
 from gair.preprocess import preprocess_rs, preprocess_sv
+from gair.world import heldout_mask
 from gair.world.render_noise import _keys, _uniforms
 from gair.world.world import World
 
 LABEL_KEYS = ("koppen", "landcover", "elevation_m", "population", "is_land")
-_SPLITS = ("train", "val", "test", "buffer", "all")
+_SPLITS = ("train", "val", "test", "unseen", "buffer", "all")
 
 
 class WorldTriples(Dataset):
@@ -35,7 +36,8 @@ class WorldTriples(Dataset):
 
     Args:
         world: a `World` or the path of one.
-        split: "train", "val", "test" ("buffer" or "all" for analysis).
+        split: "train", "val", "test", "unseen" (the stress-test region); "buffer" or "all" for
+            analysis.
         model_config: preset name or config dict; fixes the chip size (rs.img_size), view size
             (sv.img_size), bands and normalisation (`gair.preprocess`).
         length: dataset length (default: the number of locations); index i uses location
@@ -64,20 +66,28 @@ class WorldTriples(Dataset):
             )
         self.chip_px = int(self.config["rs"]["img_size"])
         self.sv_px = int(self.config["sv"]["img_size"])
-        guaranteed = int(self.world.manifest["splits"].get("max_chip_px_any_offset", 0))
-        if split == "train" and self.chip_px > guaranteed:
-            warnings.warn(
-                f"chips of {self.chip_px} px are larger than the {guaranteed} px the split buffer "
-                f"({self.world.buffer_km:g} km) guarantees: training chips may overlap held-out "
-                "locations",
-                stacklevel=2,
-            )
         sv = self.world.streetviews
         sel = sv if split == "all" else sv[sv["split"] == split]
         if len(sel) == 0:
             raise ValueError(f"the world has no street-view locations in split {split!r}")
         self.ids = sel["id"].to_numpy()
         self.latlon = sel[["lat", "lon"]].to_numpy(np.float64)
+        self.windows = None
+        if split == "train":  # chips go only where they show no held-out pixel
+            windows = self.world.splits.windows(self.latlon, self.chip_px)
+            usable = windows.any(axis=(1, 2))
+            if not usable.all():  # only with chips larger than the world's split was built for
+                warnings.warn(
+                    f"{int((~usable).sum())} training locations have no {self.chip_px} px chip "
+                    "clear of the held-out blocks and are left out",
+                    stacklevel=2,
+                )
+                self.ids, self.latlon, windows = (
+                    self.ids[usable],
+                    self.latlon[usable],
+                    windows[usable],
+                )
+            self.windows = np.packbits(windows.reshape(len(windows), -1), axis=1)
         labels = self.world.labels(self.latlon)
         self.labels = {k: labels[k] for k in LABEL_KEYS}
         self.length = len(self.ids) if length is None else int(length)
@@ -99,10 +109,23 @@ class WorldTriples(Dataset):
         else:  # fixed per index
             keys = _keys(np.full(len(idx), self.seed), np.full(len(idx), -1), idx)
         u = _uniforms(keys, 4)
-        offsets = u[:, :2] * 2.0 - 1.0
+        if self.windows is None:
+            offsets = u[:, :2] * 2.0 - 1.0
+        else:
+            offsets = self._clear_offsets(idx % len(self.ids), u[:, 0])
         headings = u[:, 2] * 360.0
         view_seeds = (u[:, 3] * 2**31).astype(np.int64)
         return offsets, headings, view_seeds
+
+    def _clear_offsets(self, loc: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Offsets of chip windows drawn uniformly among each location's clear ones."""
+        s = self.chip_px
+        bits = np.unpackbits(self.windows[loc], axis=1, count=s * s).astype(bool)
+        counts = bits.sum(axis=1)
+        rank = np.minimum((u * counts).astype(np.int64), counts - 1)
+        flat = np.argmax(np.cumsum(bits, axis=1) > rank[:, None], axis=1)
+        pick = np.stack([flat // s, flat % s], 1)
+        return heldout_mask.window_offsets(self.latlon[loc], s, pick)
 
     def __getitems__(self, indices) -> list[dict]:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)

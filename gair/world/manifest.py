@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 WORLD_FORMAT = "gair-world"
-WORLD_FORMAT_VERSION = 1
+WORLD_FORMAT_VERSION = 2  # 2: H3 res-1 splits with clear-window chips (no buffer ring)
 DEFAULT_WORLD_DIR = Path("data/world")
 
 LAYER_FILES = {

@@ -57,9 +57,10 @@ def render_view(world, lat: float, lon: float, heading: float, seed: int, size: 
 CHUNK_PIXELS = 32 * 64 * 64  # views per vectorised chunk: working set stays in the CPU cache
 
 
-def render_views(world, lat, lon, heading, seed, size: int = 64) -> np.ndarray:
+def render_views(world, lat, lon, heading, seed, size: int = 64, signs: bool = True) -> np.ndarray:
     """uint8 [N, size, size, 3] ground-level views, vectorised over views (see module docs).
-    Inputs are trusted here (World.render_view(s) validates them)."""
+    Inputs are trusted here (World.render_view(s) validates them). `signs=False` leaves the
+    roadside signs out (the planted country cue), all else equal: the ablation of `gair eval`."""
     S = int(size)
     if S < 8:
         raise ValueError(f"view size must be >= 8 px, got {size}")
@@ -70,15 +71,15 @@ def render_views(world, lat, lon, heading, seed, size: int = 64) -> np.ndarray:
     seed = np.broadcast_to(np.asarray(seed, np.int64), (N,))
     chunk = max(1, CHUNK_PIXELS // (S * S))
     if chunk >= N:
-        return _render_chunk(world, lat, lon, heading, seed, S)
+        return _render_chunk(world, lat, lon, heading, seed, S, signs)
     out = np.empty((N, S, S, 3), np.uint8)
     for i in range(0, N, chunk):
         j = slice(i, i + chunk)
-        out[j] = _render_chunk(world, lat[j], lon[j], heading[j], seed[j], S)
+        out[j] = _render_chunk(world, lat[j], lon[j], heading[j], seed[j], S, signs)
     return out
 
 
-def _render_chunk(world, lat, lon, heading, seed, S: int) -> np.ndarray:
+def _render_chunk(world, lat, lon, heading, seed, S: int, signs: bool = True) -> np.ndarray:
     N = len(lat)
     t = _tables()
     nt = t["n"]
@@ -128,7 +129,8 @@ def _render_chunk(world, lat, lon, heading, seed, S: int) -> np.ndarray:
 
     # ------------------------------------------------------------------- objects
     img = _draw_objects(img, lc, kg, pop, on_land, U, V, S, f, horizon_row, run_min[:, 0, S // 2])
-    img = _draw_signs(img, style, on_land, lc, pop, W, horizon_row, f, CAM_H_M, S)
+    if signs:
+        img = _draw_signs(img, style, on_land, lc, pop, W, horizon_row, f, CAM_H_M, S)
 
     # ------------------------------------------------------------------- light, noise, out
     pn = np.take(t["pixel"], tex_idx) * np.float32(3.5) + np.float32(0.5)  # sensor noise

@@ -128,7 +128,7 @@ class World:
 
     @property
     def streetviews(self):
-        """DataFrame: id, lat, lon, split (train/val/test/buffer), source, block."""
+        """DataFrame: id, lat, lon, split (train/val/test/unseen/buffer), source, block."""
         if self._streetviews is None:
             import pandas as pd
 
@@ -136,21 +136,18 @@ class World:
         return self._streetviews
 
     @property
-    def buffer_km(self) -> float:
-        return float(self.manifest["splits"]["buffer_km"])
-
-    @property
     def splits(self):
         if self._splits is None:
             from gair.world.splits import Splits
 
             info = self.manifest["splits"]
-            self._splits = Splits(info["heldout_blocks"], info["block_h3_res"], info["buffer_km"])
+            self._splits = Splits(info["heldout_blocks"], info["chip_px"])
         return self._splits
 
     def split_of(self, latlon) -> np.ndarray:
-        """Split of arbitrary points: "train", "val", "test" or "buffer" (train-region points too
-        close to a held-out region). latlon (..., 2) -> str array (...)."""
+        """Split of arbitrary points: "train", "val", "test", "unseen" (the stress-test region) or
+        "buffer" (train-block points no training chip can hold without showing a held-out block).
+        latlon (..., 2) -> str array (...)."""
         ll = validate_latlon(latlon)
         return self.splits.split_of(ll[..., 0], ll[..., 1])
 
@@ -289,10 +286,13 @@ class World:
             raise ValueError(f"heading_deg and seed must be numbers: {err}") from err
         return self.render_views(ll[None], heading, seed, size)[0]
 
-    def render_views(self, latlon, heading_deg, seed, size: int = 64) -> np.ndarray:
+    def render_views(
+        self, latlon, heading_deg, seed, size: int = 64, signs: bool = True
+    ) -> np.ndarray:
         """Many views at once (vectorised; much faster per view than `render_view`):
         latlon [N, 2], heading_deg and seed scalars or [N] -> uint8 [N, size, size, 3].
-        Row i equals render_view(latlon[i], heading_deg[i], seed[i], size)."""
+        Row i equals render_view(latlon[i], heading_deg[i], seed[i], size). `signs=False`
+        renders the same views without the roadside signs (the planted country cue)."""
         from gair.world.render import render_views
 
         ll = validate_latlon(latlon).reshape(-1, 2)
@@ -308,7 +308,7 @@ class World:
             raise ValueError(f"view size must be an integer >= 8, got {size!r}")
         if n == 0:
             return np.zeros((0, size, size, 3), np.uint8)
-        return render_views(self, ll[:, 0], ll[:, 1], headings, seeds, int(size))
+        return render_views(self, ll[:, 0], ll[:, 1], headings, seeds, int(size), bool(signs))
 
 
 def world_info(path: str | Path) -> dict:
