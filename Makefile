@@ -74,8 +74,9 @@ bench: $(STAMP)
 train-demo: world
 	$(VENV)/bin/gair train --config train/configs/demo.yaml --out $(CHECKPOINT)
 
+# The shipped eval.json and heads (README "Evaluation"): ~25 min on 2 idle cores.
 eval-demo: world
-	$(VENV)/bin/gair eval --checkpoint $(CHECKPOINT) --world $(WORLD)
+	$(VENV)/bin/gair eval --checkpoint $(CHECKPOINT) --world $(WORLD) --n-land 12000 --n-train 5000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -103,3 +103,15 @@ def app_env(app_paths, monkeypatch):
     monkeypatch.setenv("GAIR_WORLD", str(app_paths["world"]))
     monkeypatch.delenv("GAIR_CHECKPOINT", raising=False)
     return app_paths
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Caches (e.g. `gair eval` features) go to a per-session directory, never the user's."""
+    old = os.environ.get("GAIR_CACHE")
+    os.environ["GAIR_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("GAIR_CACHE", None)
+    else:
+        os.environ["GAIR_CACHE"] = old

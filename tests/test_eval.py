@@ -1,4 +1,5 @@
-"""`gair eval`: the tidy table's structure, baselines, saved heads, predictions in the index."""
+"""`gair eval`: the tidy eval.json (rows, comparisons, heads, decisions), its protocol
+(points by split, train-only geolocation gallery, baselines) and the saved heads."""
 
 from __future__ import annotations
 
@@ -9,68 +10,169 @@ import pytest
 import torch
 
 from gair import build_model, save_model
+from gair.evaluation import geolocation as G
+from gair.evaluation.features import FEATURE_SETS, render_queries
+from gair.evaluation.geoclip_location import geoclip_features
+from gair.evaluation.points import eval_points
 from gair.evaluation.run import evaluate, markdown_table, retrieval_rows
 from gair.heads import Heads
+from gair.world import grid
 
-METHODS = {"gair", "location-only", "center-pool", "bilinear", "random-init", "mean-predictor"}
 TASKS = {"koppen", "landcover", "elevation_m", "population", "continent"}
+ROW_KEYS = {"task", "method", "input", "metric", "higher_is_better", "mean", "ci_low", "ci_high"}
+ROW_KEYS |= {"n", "split"}
+COMP_KEYS = {"task", "method", "baseline", "metric", "diff_mean", "diff_ci_low", "diff_ci_high"}
 
 
 @pytest.fixture(scope="module")
 def evaluated(world, tmp_path_factory):
     torch.manual_seed(0)
     run = save_model(build_model("tiny"), tmp_path_factory.mktemp("eval") / "run")
-    result = evaluate(run, world, n_train=60, n_test=30, seeds=2, probes=("linear",))
+    result = evaluate(
+        run, world, n_land=700, n_train=150, n_boot=100, geo_queries=30, geo_gallery=1200
+    )
     return run, result
 
 
-def test_table_structure_and_baselines(evaluated):
+def test_rows_and_comparisons_are_tidy(evaluated):
     run, result = evaluated
     rows = result["rows"]
-    keys = {"task", "method", "metric", "higher_is_better", "mean", "std", "n"}
-    assert all(keys <= set(r) for r in rows)
-    assert {r["method"] for r in rows} == METHODS
-    geo = {"geolocalization", "geolocalization-best-entry", "geolocalization-xview"}
-    assert TASKS | {"sv->place", "place->sv"} | geo == {r["task"] for r in rows}
-    for task in geo - {"geolocalization"}:  # the median point only answers the first
-        assert {r["method"] for r in rows if r["task"] == task} == {"gair", "random-init"}
-    median = [r for r in rows if r["task"] == "geolocalization" and r["metric"] == "median_km"]
-    assert {r["method"] for r in median} == {"gair", "random-init", "mean-predictor"}
-    assert all(np.isfinite(r["mean"]) and r["mean"] >= 0 for r in median)
+    assert all(set(r) >= ROW_KEYS for r in rows)
+    assert all(
+        r["ci_low"] <= r["mean"] + 1e-9 <= r["ci_high"] + 2e-9
+        for r in rows
+        if r["split"] == "test" and np.isfinite(r["ci_low"])
+    )
+    assert {r["split"] for r in rows} <= {"test", "unseen"}
     for task in TASKS:
-        methods = {r["method"] for r in rows if r["task"] == task}
-        assert methods == METHODS, task
-    reg = [r for r in rows if r["task"] == "elevation_m" and r["metric"] == "mae"]
-    assert all(r["higher_is_better"] is False for r in reg)
-    seeded = [r for r in rows if r["method"] == "gair" and r["task"] == "koppen"]
-    assert all(r["std"] >= 0 and np.isfinite(r["mean"]) for r in seeded)
+        have = {(r["method"], r["input"]) for r in rows if r["task"] == task}
+        assert set(FEATURE_SETS) | {("mean-predictor", "none")} <= have, task
+        assert any(r["method"] == "gair-heads" for r in rows if r["task"] == task)
+    skill = [r for r in rows if r["method"] == "mean-predictor" and r["metric"] == "skill"]
+    assert skill and all(abs(r["mean"]) < 1e-9 for r in skill)  # the training mean itself
+    mae = [r for r in rows if r["metric"] == "mae"]
+    assert mae and not any(r["higher_is_better"] for r in mae)
+    comps = result["comparisons"]
+    assert comps and all(set(c) >= COMP_KEYS for c in comps)
+    assert {c["baseline"] for c in comps if c["task"] == "koppen"} >= {
+        "random-init/inr/linear",
+        "raw-pixels/pixels/linear",
+        "coordinates/xyz/knn",
+    }
     assert json.loads((run / "eval.json").read_text())["rows"] == json.loads(json.dumps(rows))
     table = markdown_table(result)
-    assert table.startswith("| task | metric | gair |") and "geolocalization" in table
+    assert "| koppen (accuracy) |" in table and "Geolocation" in table
 
 
-def test_mean_predictor_r2_is_about_zero(evaluated):
+def test_geolocation_rows_baselines_and_decision(evaluated):
     _, result = evaluated
-    r2 = [
-        r["mean"] for r in result["rows"] if r["method"] == "mean-predictor" and r["metric"] == "r2"
-    ]
-    assert all(v <= 0.0 + 1e-9 for v in r2)  # a constant never explains held-out variance
+    rows = [r for r in result["rows"] if r["task"].startswith("geolocation")]
+    assert {r["task"] for r in rows} == {"geolocation", "geolocation-no-signs"}
+    answers = {(r["method"], r.get("answer")) for r in rows}
+    assert {("gallery-prior", "baseline"), ("country-oracle", "baseline")} <= answers
+    assert {("gair", "best-entry"), ("gair", "posterior-median")} <= answers
+    decision = result["decisions"]["geolocation_primary_answer"]
+    assert decision["answer"] in G.ANSWERS and set(decision["val_median_km"]) == set(G.ANSWERS)
+    assert any("group" in r and r["group"].startswith("continent=") for r in rows)
 
 
-def test_heads_saved_and_predict(evaluated):
-    run, _ = evaluated
+def test_heads_chosen_on_val_and_saved(evaluated):
+    run, result = evaluated
     heads = Heads.load(run)
     assert heads is not None and set(heads.tasks) == TASKS
-    emb = np.random.default_rng(0).normal(size=(3, 256)).astype(np.float32)
-    pred = heads.predict(emb)
+    for task, rec in result["heads"].items():
+        chosen = rec["chosen"]
+        assert (heads.inputs[task], heads.kinds[task]) == (chosen["input"], chosen["probe"])
+        assert len(rec["candidates"]) == 6 and rec["temperature"] > 0
+    e = heads.in_dim
+    x = np.random.default_rng(0).normal(size=(3, e)).astype(np.float32)
+    pred = heads.predict({"inr": x, "location": x})
     assert pred["elevation_m"].shape == (3,)
     np.testing.assert_allclose(pred["koppen"].sum(1), 1.0, rtol=1e-5)
-    assert set(heads.predict_table(emb)) >= {"pred_koppen", "pred_koppen_p", "pred_elevation_m"}
+    if "location" in heads.needs:
+        with pytest.raises(ValueError, match="location"):
+            heads.predict(x)
+
+
+def test_points_follow_the_world_splits(world):
+    pts = eval_points(world, n_land=1500, n_train=300, n_unseen=50, seed=1)
+    assert len(pts["train"]["latlon"]) == 300
+    for split in ("train", "val", "test", "unseen"):
+        got = world.split_of(pts[split]["latlon"])
+        assert (got == split).all(), split
+    assert world.labels(pts["test"]["latlon"])["is_land"].all()
+    assert len(set(pts["test"]["block"])) > 20
+
+
+def test_geolocation_gallery_is_train_only_and_far_from_queries(world):
+    sv = world.streetviews
+    queries = sv.loc[sv["split"] == "test", ["lat", "lon"]].to_numpy()[:200]
+    gallery = G.train_gallery(world, queries, 25.0, 50_000, 0)
+    assert (world.split_of(gallery) == "train").all()
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(grid.unit_vectors(gallery[:, 0], gallery[:, 1])).query(
+        grid.unit_vectors(queries[:, 0], queries[:, 1])
+    )
+    assert grid.chord_to_km(d).min() >= 25.0
+    base = G.baseline_answers(world, queries, gallery, 0)
+    assert len({tuple(p) for p in base["gallery-prior"].round(6)}) == 1
+    same = world.labels(base["country-oracle"])["country"] == world.labels(queries)["country"]
+    assert same.mean() > 0.5  # the median of a country's places mostly lies in it
+
+
+def test_geoclip_location_features_are_pretrained():
+    ll = np.array([[48.85, 2.35], [48.9, 2.4], [-33.9, 151.2]])
+    f = geoclip_features(ll)
+    assert f.shape == (3, 512) and np.isfinite(f).all()
+    f = f / np.linalg.norm(f, axis=1, keepdims=True)
+    assert f[0] @ f[1] > f[0] @ f[2] + 0.2  # Paris is nearer Paris than Sydney
+
+
+def test_signs_removed_changes_only_the_signs(world):
+    ll = np.array([[48.86, 2.35], [40.71, -74.0], [35.68, 139.76]])
+    with_signs = render_queries(world, ll, 64, signs=True)
+    without = render_queries(world, ll, 64, signs=False)
+    diff = np.abs(with_signs.astype(int) - without).sum(-1) > 0
+    assert diff.any() and diff.mean() < 0.2
 
 
 def test_retrieval_recall_counts_correct_first():
     e = np.eye(4, dtype=np.float32)
-    rows = retrieval_rows("gair", e, e)
+    blocks = np.array(["a", "b", "c", "d"])
+    rows = retrieval_rows("gair", e, e, blocks, 100, 0)
     assert all(r["mean"] == 1.0 for r in rows)
-    shuffled = retrieval_rows("gair", e, e[[1, 0, 3, 2]])
+    shuffled = retrieval_rows("gair", e, e[[1, 0, 3, 2]], blocks, 100, 0)
     assert [r["mean"] for r in shuffled if r["metric"] == "R@1"] == [0.0, 0.0]
+
+
+def test_heads_refuse_an_unknown_input_or_temperature(evaluated, tmp_path):
+    import shutil
+
+    run, _ = evaluated
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    original = cfg["heads"]["tasks"][0].get("input", "inr")
+    cfg["heads"]["tasks"][0]["input"] = "pixels"
+    (copy / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="input must be one of"):
+        Heads.load(copy)
+    cfg["heads"]["tasks"][0]["input"] = original
+    cfg["heads"]["tasks"][0]["temperature"] = -1
+    (copy / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="temperature"):
+        Heads.load(copy)
+
+
+def test_claims_are_checked_from_eval_json(evaluated, capsys):
+    from gair.evaluation.claims import check, main
+
+    run, result = evaluated
+    checks = check(result)
+    assert len(checks) == 8 and all(isinstance(ok, bool) and why for ok, why in checks.values())
+    code = main([str(run)])
+    out = capsys.readouterr().out
+    assert out.startswith("| claim |") and code == (
+        0 if all(ok for ok, _ in checks.values()) else 1
+    )

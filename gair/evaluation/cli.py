@@ -1,4 +1,4 @@
-"""`gair eval --checkpoint RUN [--json] [--seeds N]`."""
+"""`gair eval --checkpoint RUN [--world DIR] [--json] [--n-land N] [--boot B] [--seed S]`."""
 
 from __future__ import annotations
 
@@ -7,24 +7,32 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="downstream probes, retrieval and geolocalization vs baselines")
+    p = sub.add_parser(
+        "eval",
+        help="probes, retrieval and geolocation on held-out blocks vs baselines (95%% CIs)",
+    )
     p.add_argument("--checkpoint", required=True, help="run dir")
     p.add_argument("--world", default="data/world")
     p.add_argument(
-        "--seeds", type=int, default=3, help="probe seeds (mean and spread are reported)"
+        "--n-land", type=int, default=16000, help="random land points drawn (all splits)"
     )
     p.add_argument(
-        "--n-train", type=int, default=2000, help="training-region points for the probes"
+        "--n-train", type=int, default=6000, help="training points for the probes (heads: all)"
+    )
+    p.add_argument("--boot", type=int, default=1000, help="bootstrap draws over test blocks")
+    p.add_argument("--seed", type=int, default=0, help="seed of the points, probes and draws")
+    p.add_argument("--no-geolocation", action="store_true", help="skip the geolocation rows")
+    p.add_argument(
+        "--geo-queries", type=int, default=1500, help="street-view places per split (geolocation)"
     )
     p.add_argument(
-        "--n-test", type=int, default=1000, help="held-out points (and retrieval candidates)"
+        "--geo-gallery", type=int, default=30000, help="training places in the geolocation gallery"
     )
-    p.add_argument("--probes", default="linear,mlp", help="comma list of linear, mlp")
     p.add_argument(
         "--no-heads", action="store_true", help="do not save prediction heads into the run dir"
     )
     p.add_argument(
-        "--json", action="store_true", help="print the tidy JSON instead of the markdown table"
+        "--json", action="store_true", help="print the tidy JSON instead of the markdown tables"
     )
     p.set_defaults(func=run)
 
@@ -33,24 +41,23 @@ def run(args) -> int:
     from gair.evaluation.run import evaluate, markdown_table
     from gair.world import World
 
-    probes = tuple(s.strip() for s in args.probes.split(",") if s.strip())
-    bad = [p for p in probes if p not in ("linear", "mlp")]
-    if bad or not probes:
-        raise ValueError(f"--probes must be a comma list of linear, mlp; got {args.probes!r}")
     if not Path(args.checkpoint).is_dir():
         raise FileNotFoundError(f"checkpoint run dir {args.checkpoint} does not exist")
     result = evaluate(
         args.checkpoint,
         World.open(args.world),
+        n_land=args.n_land,
         n_train=args.n_train,
-        n_test=args.n_test,
-        seeds=args.seeds,
-        probes=probes,
+        n_boot=args.boot,
+        seed=args.seed,
+        geolocation=not args.no_geolocation,
+        geo_queries=args.geo_queries,
+        geo_gallery=args.geo_gallery,
         save_heads=not args.no_heads,
     )
     if args.json:
         print(json.dumps(result))
     else:
-        print(markdown_table(result, probes[0]))
+        print(markdown_table(result))
         print(f"(eval.json written to {Path(args.checkpoint) / 'eval.json'})")
     return 0

@@ -1,0 +1,94 @@
+"""The app's prediction heads: trained on the training split, chosen and calibrated on val.
+
+For each task, every GAIR input ("inr", "location", "inr+location") x probe ("linear", "mlp")
+is fitted on all training points and scored on the val split (accuracy / skill); the best one
+is kept. Classification heads then get the temperature that minimises the val log-loss, so their
+probabilities mean what they say. The test split is not looked at here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from gair.evaluation import protocol, stats
+from gair.evaluation.probe_eval import MAIN_METRIC, fit
+from gair.evaluation.probes import Probe
+from gair.heads import Heads
+
+log = logging.getLogger(__name__)
+
+HEAD_INPUTS = ("inr", "location", "inr+location")
+HEAD_PROBES = ("linear", "mlp")
+
+
+def to_probe(exported: dict, n_out: int) -> Probe:
+    """A `Probe` module holding the tensors of a fitted protocol probe's `export()`."""
+    t = {
+        k: torch.as_tensor(np.asarray(v), dtype=torch.float32)
+        for k, v in exported.items()
+        if k != "kind"
+    }
+    if exported["kind"] == "linear":
+        probe = Probe(t["x_mean"].numel(), n_out, "linear")
+        probe.net.weight.data.copy_(t["weight"].reshape(n_out, -1))
+        probe.net.bias.data.copy_(t["bias"].reshape(n_out))
+    else:
+        probe = Probe(t["x_mean"].numel(), n_out, "mlp", hidden=int(t["w1"].shape[0]))
+        probe.net[0].weight.data.copy_(t["w1"])
+        probe.net[0].bias.data.copy_(t["b1"])
+        probe.net[2].weight.data.copy_(t["w2"].reshape(n_out, -1))
+        probe.net[2].bias.data.copy_(t["b2"].reshape(n_out))
+    probe.x_mean.copy_(t["x_mean"].reshape(-1))
+    probe.x_std.copy_(t["x_std"].reshape(-1))
+    probe.y_mean.copy_(t["y_mean"].reshape(-1).expand(probe.y_mean.shape))
+    probe.y_std.copy_(t["y_std"].reshape(-1).expand(probe.y_std.shape))
+    return probe.eval()
+
+
+def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0):
+    """-> (Heads, record): record lists every candidate's val score and the choice per task.
+
+    labels[split][task] = (y, ok); feats[("gair", input)][split] = x; blocks["train"] = CV groups.
+    """
+    chosen, probes, kinds, inputs, temps, record = {}, {}, {}, {}, {}, {}
+    for task in tasks:
+        cls = task.kind == "classification"
+        n_classes = len(task.classes) if cls else 0
+        y_tr, ok_tr = labels["train"][task.name]
+        y_val, ok_val = labels["val"][task.name]
+        train_mean = float(np.mean(y_tr[ok_tr])) if not cls else 0.0
+        metric = MAIN_METRIC[task.kind]
+        candidates = []
+        for inp in HEAD_INPUTS:
+            x = feats[("gair", inp)]
+            for probe in HEAD_PROBES:
+                model = fit(
+                    probe, task, x["train"][ok_tr], y_tr[ok_tr], blocks["train"][ok_tr],
+                    x["val"][ok_val], y_val[ok_val], n_classes, seed,
+                )  # fmt: skip
+                pred = model.predict(x["val"][ok_val])
+                if cls:
+                    score = stats.classification_metrics(y_val[ok_val], pred, n_classes)[metric]
+                else:
+                    score = stats.regression_metrics(y_val[ok_val], pred, train_mean)[metric]
+                candidates.append({"input": inp, "probe": probe, "val_" + metric: score})
+                log.info("head %s: %s/%s val %s %.4f", task.name, inp, probe, metric, score)
+                if task.name not in chosen or score > chosen[task.name][0]:
+                    chosen[task.name] = (score, inp, probe, model)
+        score, inp, probe, model = chosen[task.name]
+        temperature = 1.0
+        if cls:
+            temperature = protocol.temperature_scale(
+                model.logits(feats[("gair", inp)]["val"][ok_val]), y_val[ok_val]
+            )
+        probes[task.name] = to_probe(model.export(), n_classes or 1)
+        kinds[task.name], inputs[task.name], temps[task.name] = probe, inp, float(temperature)
+        record[task.name] = {
+            "chosen": {"input": inp, "probe": probe, "val_" + metric: score},
+            "temperature": float(temperature),
+            "candidates": candidates,
+        }
+    return Heads(list(tasks), probes, kinds, inputs, temps), record
