@@ -5,7 +5,10 @@ in the run dir as `heads.safetensors` with their tasks (classes, units) in `conf
 kinds, class lists, input size = the model's embedding size, every tensor's shape, finite
 weights) and raises a one-line ValueError naming the task and the disagreement, so a caller
 (the app) can hide predictions with the reason instead of failing on every click.
-`Heads.predict` takes point embeddings [N, E] (E the size the heads were trained for, finite).
+`Heads.predict` takes point embeddings [N, E] (E the size the heads were trained for, finite),
+or a dict of the inputs the heads use: {"inr": [N, E], "location": [N, E]}. Each head says its
+input ("inr", "location" or "inr+location", the two concatenated) and, for classes, the
+temperature calibrated on the val split (probabilities = softmax(logits / T)).
 """
 
 from __future__ import annotations
@@ -25,25 +28,46 @@ from gair.evaluation.tasks import KOPPEN, Task, task_from_dict
 HEADS_FILE = "heads.safetensors"
 PROBE_KINDS = ("linear", "mlp")
 TASK_KINDS = ("classification", "regression")
+INPUTS = {"inr": ("inr",), "location": ("location",), "inr+location": ("inr", "location")}
 FIXED_CLASSES = {"koppen": KOPPEN}  # tasks whose classes the code fixes (Task.encode)
 
 
 class Heads:
     """A set of probes, one per task, over embeddings of size E."""
 
-    def __init__(self, tasks: list[Task], probes: dict[str, Probe], kinds: dict[str, str]):
+    def __init__(
+        self,
+        tasks: list[Task],
+        probes: dict[str, Probe],
+        kinds: dict[str, str],
+        inputs: dict[str, str] | None = None,
+        temperatures: dict[str, float] | None = None,
+    ):
         self.tasks = {t.name: t for t in tasks}
         self.probes = probes
         self.kinds = kinds
+        self.inputs = {name: "inr" for name in self.tasks} | dict(inputs or {})
+        self.temperatures = {name: 1.0 for name in self.tasks} | dict(temperatures or {})
         if set(self.tasks) != set(probes) or set(self.tasks) != set(kinds):
             raise ValueError(
                 f"Heads: tasks {sorted(self.tasks)}, probes {sorted(probes)} and kinds "
                 f"{sorted(kinds)} must name the same tasks"
             )
-        dims = {name: int(p.x_mean.shape[0]) for name, p in probes.items()}
+        bad = {n: i for n, i in self.inputs.items() if i not in INPUTS}
+        if bad:
+            raise ValueError(f"Heads: inputs must be one of {list(INPUTS)}, got {bad}")
+        bad_t = {n: t for n, t in self.temperatures.items() if not (np.isfinite(t) and t > 0)}
+        if bad_t:
+            raise ValueError(f"Heads: temperatures must be positive numbers, got {bad_t}")
+        # E: the size of each input (the INR and location embeddings share the model's space)
+        dims = {}
+        for name, p in probes.items():
+            parts = INPUTS[self.inputs[name]]
+            dims[name] = int(p.x_mean.shape[0]) // len(parts)
         if len(set(dims.values())) > 1:
             raise ValueError(f"Heads: every probe must take the same embedding size, got {dims}")
-        self.in_dim = next(iter(dims.values()), 0)  # E: the embedding size the heads take
+        self.in_dim = next(iter(dims.values()), 0)
+        self.needs = sorted({part for i in self.inputs.values() for part in INPUTS[i]})
 
     def save(self, run_dir: str | Path) -> None:
         run_dir = Path(run_dir)
@@ -67,6 +91,9 @@ class Heads:
                         "classes": t.classes,
                         "probe": self.kinds[t.name],
                         "in_dim": int(self.probes[t.name].x_mean.shape[0]),
+                        "input": self.inputs[t.name],
+                        "temperature": float(self.temperatures[t.name]),
+                        "hidden": _hidden(self.probes[t.name]),
                     }
                     for t in self.tasks.values()
                 ],
@@ -104,11 +131,13 @@ class Heads:
         descs = meta.get("tasks")
         if not isinstance(descs, list) or not descs:
             raise ValueError(f"{run_dir}/config.json: heads.tasks must be a non-empty list")
-        tasks, probes, kinds = [], {}, {}
+        tasks, probes, kinds, inputs, temps = [], {}, {}, {}, {}
         for d in descs:
             task, probe_kind, in_dim = _check_task(d, path, embed_dim, seen=set(kinds))
             n_out = 1 if task.kind == "regression" else len(task.classes)
-            probe = Probe(in_dim, n_out, probe_kind)
+            probe = Probe(in_dim, n_out, probe_kind, hidden=d.get("hidden") or 128)
+            inputs[task.name] = d.get("input", "inr")
+            temps[task.name] = d.get("temperature", 1.0)
             prefix = f"{task.name}."
             own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             _check_tensors(task, own, probe.state_dict(), path, probe_kind, in_dim)
@@ -119,7 +148,7 @@ class Heads:
         extra = sorted(k for k in state if k.split(".", 1)[0] not in kinds)
         if extra:
             raise ValueError(f"{path} holds tensors of no task in config.json: {extra[:5]}")
-        return cls(tasks, probes, kinds)
+        return cls(tasks, probes, kinds, inputs, temps)
 
     def _embeddings(self, embeddings) -> torch.Tensor:
         """Validated embeddings [N, E] as a float32 tensor."""
@@ -150,19 +179,36 @@ class Heads:
             )
         return torch.as_tensor(x, dtype=torch.float32)
 
-    @torch.no_grad()
-    def predict(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
-        """Embeddings [N, E] -> {task: values [N] (regression) or class probabilities [N, K]}.
+    def _inputs(self, embeddings) -> dict[str, torch.Tensor]:
+        """{"inr": [N, E], "location": [N, E]} validated; an array alone is the INR input."""
+        given = embeddings if isinstance(embeddings, dict) else {"inr": embeddings}
+        missing = [k for k in self.needs if k not in given]
+        if missing:
+            raise ValueError(
+                f"Heads.predict: these heads also take the {' and '.join(missing)} embedding: "
+                f'pass {{"inr": ..., "location": ...}}'
+            )
+        out = {k: self._embeddings(given[k]) for k in self.needs}
+        sizes = {len(v) for v in out.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"Heads.predict: inputs have different numbers of rows {sizes}")
+        return out
 
-        ValueError unless `embeddings` is a finite real [N, E] array with E = `in_dim`; N = 0
+    @torch.no_grad()
+    def predict(self, embeddings) -> dict[str, np.ndarray]:
+        """Embeddings [N, E] (or {"inr": [N, E], "location": [N, E]}) -> {task: values [N]
+        (regression) or calibrated class probabilities [N, K]}.
+
+        ValueError unless each input is a finite real [N, E] array with E = `in_dim`; N = 0
         gives empty results."""
-        x = self._embeddings(embeddings)
+        x = self._inputs(embeddings)
         out = {}
         for name, probe in self.probes.items():
-            y = probe(x)
-            out[name] = (
-                y[:, 0].numpy() if self.tasks[name].kind == "regression" else y.softmax(-1).numpy()
-            )
+            y = probe(torch.cat([x[k] for k in INPUTS[self.inputs[name]]], 1))
+            if self.tasks[name].kind == "regression":
+                out[name] = y[:, 0].numpy()
+            else:
+                out[name] = (y / self.temperatures[name]).softmax(-1).numpy()
         return out
 
     def predict_table(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
@@ -207,12 +253,24 @@ def _check_task(d, path: Path, embed_dim, seen: set[str]) -> tuple[Task, str, in
             f"{where}: classes must be the task's {len(fixed)} classes {list(fixed)}, "
             f"got {len(classes)}: {classes!r:.200}"
         )
+    inp = d.get("input", "inr")
+    if inp not in INPUTS:
+        raise ValueError(f"{where}: input must be one of {list(INPUTS)}, got {inp!r}")
+    temp = d.get("temperature", 1.0)
+    if isinstance(temp, bool) or not isinstance(temp, int | float) or not 0 < temp < 1e3:
+        raise ValueError(f"{where}: temperature must be a positive number, got {temp!r}")
+    hidden = d.get("hidden")
+    if hidden is not None and (
+        isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1
+    ):
+        raise ValueError(f"{where}: hidden must be a positive integer, got {hidden!r}")
     in_dim = d.get("in_dim")
     if isinstance(in_dim, bool) or not isinstance(in_dim, int) or in_dim < 1:
         raise ValueError(f"{where}: in_dim must be a positive integer, got {in_dim!r}")
-    if embed_dim is not None and in_dim != int(embed_dim):
+    if embed_dim is not None and in_dim != int(embed_dim) * len(INPUTS[inp]):
         raise ValueError(
             f"{where}: in_dim {in_dim} differs from the model's embedding size {embed_dim}"
+            + (f" x {len(INPUTS[inp])} (input {inp})" if len(INPUTS[inp]) > 1 else "")
         )
     return task_from_dict(d), d["probe"], in_dim
 
@@ -247,3 +305,9 @@ def _check_tensors(
             raise ValueError(f"{where}: tensor {key!r} has non-finite values")
     if not bool((own["x_std"] > 0).all()):
         raise ValueError(f"{where}: tensor 'x_std' must be positive")
+
+
+def _hidden(probe: Probe) -> int | None:
+    """The hidden width of an MLP probe (None for a linear one)."""
+    first = probe.net[0] if isinstance(probe.net, torch.nn.Sequential) else None
+    return int(first.out_features) if first is not None else None

@@ -358,7 +358,7 @@ def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = T
     point, location = shards["point"][covered], shards["location"][covered]
     heads = Heads.load(spec.checkpoint)
     if heads is not None:  # per-cell downstream predictions from the run's trained heads
-        for name, values in heads.predict_table(point).items():
+        for name, values in heads.predict_table({"inr": point, "location": location}).items():
             cells[name] = values
 
     with atomic_dir(out) as tmp:

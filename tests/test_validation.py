@@ -308,15 +308,20 @@ def _task(cfg: dict, name: str) -> dict:
     return next(t for t in cfg["heads"]["tasks"] if t["name"] == name)
 
 
+def _both(x):
+    """The inputs the demo heads may read: the INR and the location embedding."""
+    return {"inr": x, "location": x}
+
+
 def test_demo_heads_predict_validates_embeddings(heads_run):
     heads = Heads.load(heads_run)
     e = heads.in_dim
     assert e == 256
     x = np.random.default_rng(0).normal(size=(3, e)).astype(np.float32)
-    out = heads.predict(x)
+    out = heads.predict(_both(x))
     assert out["koppen"].shape == (3, 5) and out["elevation_m"].shape == (3,)
     np.testing.assert_allclose(out["koppen"].sum(1), 1.0, atol=1e-5)
-    assert heads.predict(np.zeros((0, e)))["landcover"].shape == (0, 17)
+    assert heads.predict(_both(np.zeros((0, e))))["landcover"].shape == (0, 17)
     for bad, words in [
         (np.zeros((3, e + 1)), ["(3, 257)", "[N, 256]"]),
         (np.zeros((3, 128)), ["(3, 128)", "[N, 256]"]),
@@ -326,14 +331,14 @@ def test_demo_heads_predict_validates_embeddings(heads_run):
         (np.full((2, e), 1 + 1j), ["real numbers", "complex"]),
     ]:
         with pytest.raises(ValueError) as err:
-            heads.predict(bad)
+            heads.predict(_both(bad))
         msg = _one_line(err)
         assert msg.startswith("Heads.predict")
         for word in words:
             assert word in msg, (word, msg)
     x[1, 7] = np.nan
     with pytest.raises(ValueError, match=r"finite, got nan at row 1, column 7"):
-        heads.predict_table(x)
+        heads.predict_table(_both(x))
 
 
 def test_heads_class_list_shorter_than_the_head_is_refused_at_load(heads_run):
@@ -347,7 +352,9 @@ def test_heads_class_list_shorter_than_the_head_is_refused_at_load(heads_run):
 def test_heads_with_wrong_class_count_in_the_file_are_refused_at_load(heads_run):
     heads = Heads.load(heads_run)
     n = len(heads.tasks["continent"].classes)
-    heads.probes["continent"] = Probe(heads.in_dim, n + 1, "linear")  # one class too many
+    in_dim = int(heads.probes["continent"].x_mean.shape[0])  # its input may be INR + location
+    heads.probes["continent"] = Probe(in_dim, n + 1, "linear")  # one class too many
+    heads.kinds["continent"] = "linear"
     heads.save(heads_run)  # a consistent SHA-256: only the class count disagrees
     with pytest.raises(ValueError) as err:
         Heads.load(heads_run)
@@ -368,7 +375,12 @@ def test_heads_whose_classes_differ_from_the_tasks_are_refused(heads_run):
         (lambda cfg: _task(cfg, "koppen").update(kind="ranking"), ["kind must be one of"]),
         (lambda cfg: _task(cfg, "koppen").update(probe="forest"), ["probe must be one of"]),
         (lambda cfg: _task(cfg, "population").update(classes=["a"]), ["regression head"]),
-        (lambda cfg: _task(cfg, "continent").update(probe="mlp"), ["do not match a mlp probe"]),
+        (
+            lambda cfg: _task(cfg, "continent").update(
+                probe="linear" if _task(cfg, "continent")["probe"] == "mlp" else "mlp"
+            ),
+            ["do not match a", "probe"],
+        ),
         (lambda cfg: cfg["heads"]["tasks"].pop(), ["tensors of no task", "continent."]),
         (lambda cfg: cfg["heads"].update(tasks=[]), ["non-empty list"]),
     ],

@@ -38,18 +38,27 @@ def truth_at(res, lat: float, lon: float) -> dict | None:
     }
 
 
+# a calibrated top-class probability under this is shown as "uncertain" (not as an answer)
+UNCERTAIN_BELOW = 0.6
+
+
 def _task_classes(res, name: str) -> list[str] | None:
     if res.heads is None or name not in res.heads.tasks:
         return None
     return list(res.heads.tasks[name].classes)
 
 
-def predictions_for(res, emb: np.ndarray) -> dict | None:
-    """{task: {"kind", "units", "classes", "probs"} or {"kind", "units", "value"}} or None."""
+def predictions_for(res, emb: np.ndarray, loc: np.ndarray | None = None) -> dict | None:
+    """{task: {"kind", "units", "input", "classes", "probs", "top", "top_p", "uncertain"} or
+    {"kind", "units", "input", "value"}} or None. `loc` is the point's location embedding
+    (heads that take it get it; without it such heads are hidden with the reason)."""
     if res.heads is None:
         return None
+    inputs = {"inr": np.asarray(emb, np.float32).reshape(1, -1)}
+    if loc is not None:
+        inputs["location"] = np.asarray(loc, np.float32).reshape(1, -1)
     try:
-        predicted = res.heads.predict(np.asarray(emb, np.float32).reshape(1, -1))
+        predicted = res.heads.predict(inputs)
     except ValueError as err:  # unusable heads hide the predictions, never the click
         res.heads_error = str(err)
         return None
@@ -57,7 +66,12 @@ def predictions_for(res, emb: np.ndarray) -> dict | None:
     for name, y in predicted.items():
         task = res.heads.tasks[name]
         if task.kind == "regression":
-            out[name] = {"kind": "regression", "units": task.units, "value": float(y[0])}
+            out[name] = {
+                "kind": "regression",
+                "units": task.units,
+                "input": res.heads.inputs[name],
+                "value": float(y[0]),
+            }
         else:
             probs = np.asarray(y[0], np.float64)
             out[name] = {
@@ -65,7 +79,9 @@ def predictions_for(res, emb: np.ndarray) -> dict | None:
                 "units": task.units,
                 "classes": list(task.classes),
                 "probs": probs,
+                "input": res.heads.inputs[name],
                 "top": task.classes[int(probs.argmax())],
                 "top_p": float(probs.max()),
+                "uncertain": bool(probs.max() < UNCERTAIN_BELOW),
             }
     return out

@@ -51,10 +51,13 @@ def _cell_predictions(res) -> dict:
     """Head outputs for every cell: from the index's pred_ columns, else computed once."""
 
     def build():
-        vecs = np.asarray(res.index.cell_vectors)
+        vecs = res.index.cell_vectors
+        locs = res.index.cell_location
         out: dict = {}
         for i in range(0, len(vecs), 16384):
-            for name, y in res.heads.predict(np.array(vecs[i : i + 16384])).items():
+            j = slice(i, i + 16384)
+            x = {"inr": np.array(vecs[j]), "location": np.array(locs[j])}
+            for name, y in res.heads.predict(x).items():
                 out.setdefault(name, []).append(y if y.ndim == 1 else y.argmax(-1))
         return {name: np.concatenate(parts) for name, parts in out.items()}
 

@@ -72,7 +72,7 @@ def click_result(
     t = time.perf_counter()
     loc = embed_locations(res, pts[:1])[0]
     location_similarity = float(np.dot(emb, loc))
-    preds = predictions_for(res, emb)
+    preds = predictions_for(res, emb, loc)
     truth = truth_at(res, lat, lon)
     timings["location_heads_truth"] = _ms(t)
 

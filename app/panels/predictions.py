@@ -7,6 +7,8 @@ import html
 import numpy as np
 import streamlit as st
 
+from app.logic.labels import UNCERTAIN_BELOW
+
 TOP = 5
 BAR_CSS = """<style>
 .gair-bars{margin:0 0 .8rem 0;font-size:.85rem}
@@ -17,6 +19,11 @@ BAR_CSS = """<style>
 .gair-bar-track span{display:block;height:100%;border-radius:3px}
 .gair-bar-p{flex:0 0 2.5rem;text-align:right;font-variant-numeric:tabular-nums}
 </style>"""
+INPUT_LABELS = {
+    "inr": "the point's INR embedding",
+    "location": "the location embedding",
+    "inr+location": "the INR and location embeddings",
+}
 LABELS = {
     "koppen": "Koppen climate",
     "landcover": "Land cover (IGBP)",
@@ -80,15 +87,25 @@ def render(res, result: dict) -> None:
                 _class_bars(name, p, truth.get(name))
     if not truth:
         st.caption(
-            "Heads: probes trained by `gair eval` on frozen point embeddings. This index's "
+            f"Heads: probes trained by `gair eval`; inputs: {_inputs_note(preds)}. This index's "
             "imagery has no ground-truth labels to compare them with."
         )
         return
     st.caption(
-        "Heads: probes trained by `gair eval` on frozen point embeddings; truth: the demo world's label layers at the point."
+        "Heads: probes trained by `gair eval` on the training split, chosen and calibrated on the "
+        f"val split; inputs: {_inputs_note(preds)}. A class under p {UNCERTAIN_BELOW:.1f} is shown "
+        "as uncertain. Truth: the demo world's label layers at the point."
     )
     with st.expander("All ground-truth labels at the point"):
         truth_table(truth)
+
+
+def _inputs_note(preds: dict) -> str:
+    """Which embedding each head reads, e.g. "koppen: the INR and location embeddings; ..."."""
+    by_input: dict[str, list[str]] = {}
+    for name, p in preds.items():
+        by_input.setdefault(p.get("input", "inr"), []).append(LABELS.get(name, name))
+    return "; ".join(f"{', '.join(v)} from {INPUT_LABELS.get(k, k)}" for k, v in by_input.items())
 
 
 def _class_bars(name: str, p: dict, truth_value) -> None:
@@ -104,7 +121,10 @@ def _class_bars(name: str, p: dict, truth_value) -> None:
             f'<span class="gair-bar-track"><span style="width:{100 * float(probs[j]):.1f}%;'
             f'background:{colour}"></span></span><span class="gair-bar-p">{probs[j]:.2f}</span></div>'
         )
-    title = f"{html.escape(LABELS.get(name, name))}: {html.escape(str(p['top']))}"
+    answer = (
+        f"uncertain (best guess {p['top']}, p {p['top_p']:.2f})" if p.get("uncertain") else p["top"]
+    )
+    title = f"{html.escape(LABELS.get(name, name))}: {html.escape(str(answer))}"
     if truth_value is not None:
         hit = "✓" if p["top"] == truth_value else "✗"
         title += f" ({hit} truth: {html.escape(str(truth_value))})"

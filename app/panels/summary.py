@@ -78,7 +78,11 @@ def point_summary(res, result, set_b) -> None:
         cls = [(n, p) for n, p in preds.items() if p["kind"] == "classification"]
         if cls:
             n, p = cls[0]
-            c4.metric(f"Predicted {n}", p["top"], help=f"probability {p['top_p']:.2f}")
+            c4.metric(
+                f"Predicted {n}",
+                "uncertain" if p.get("uncertain") else p["top"],
+                help=f"best guess {p['top']}, calibrated probability {p['top_p']:.2f}",
+            )
     elif getattr(res, "heads_error", None):
         c4.metric("Predictions", "hidden", help=f"heads unusable: {res.heads_error}")
     else:
