@@ -1,7 +1,7 @@
 """The app's prediction heads: trained on the training split, chosen and calibrated on val.
 
 For each task, every GAIR input ("inr", "location", "inr+location") x probe ("linear", "mlp")
-is fitted on all training points and scored on the val split (accuracy / skill); the best one
+is fitted on the evaluation's training points (`--n-train`) and scored on the val split (accuracy / skill); the best one
 is kept. Classification heads then get the temperature that minimises the val log-loss, so their
 probabilities mean what they say. The test split is not looked at here.
 """
