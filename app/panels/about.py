@@ -63,7 +63,8 @@ def render(res) -> None:
         except (KeyError, TypeError, ValueError) as err:
             st.warning(f"eval.json could not be summarised: {err}")
         st.caption(
-            "From `eval.json` (`gair eval`): held-out regions; linear probes on frozen embeddings; mean ± std over seeds."
+            "From `eval.json` (`gair eval`): the test split's held-out blocks; probes on frozen "
+            "embeddings; 95% intervals from a bootstrap over the blocks."
         )
     elif res.run_config.get("metrics"):
         st.json(res.run_config["metrics"], expanded=False)
