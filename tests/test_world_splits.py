@@ -8,22 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gair.evaluation.points import random_land
 from gair.world import grid
 from gair.world.dataset import WorldTriples
 from gair.world.heldout_mask import heldout_raster, window_offsets
 
 INHABITED = ("Africa", "Asia", "Europe", "North America", "Oceania", "South America")
-
-
-def random_land(world, n=20_000, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    while sum(len(o) for o in out) < n:
-        lat = np.rad2deg(np.arcsin(rng.uniform(-1, 1, 50_000)))
-        lon = rng.uniform(-180, 180, 50_000)
-        ll = np.stack([lat, lon], 1)
-        out.append(ll[world.labels(ll)["is_land"]])
-    return np.concatenate(out)[:n]
 
 
 def test_streetviews_are_real_locations_on_land_with_splits(world):
@@ -38,7 +28,7 @@ def test_streetviews_are_real_locations_on_land_with_splits(world):
 
 @pytest.fixture(scope="module")
 def land_points(world):
-    ll = random_land(world)
+    ll = random_land(world, 20_000, 0)
     return ll, world.split_of(ll), world.labels(ll)
 
 

@@ -26,7 +26,7 @@ def gallery_places(world, size: int, seed: int) -> np.ndarray:
 def nearest_view_rows(world, embedders: dict, points: dict, n_boot: int, seed: int, size: int):
     """Rows of task "nearest-street-view" (median km and within 750 km) for each method in
     `embedders` ({name: Embedder}) and the "random-view" baseline, on each split of `points`
-    ({split: {"latlon", "block"}})."""
+    ({split: {"latlon", "block", name: INR embeddings [N, E] (optional; computed if absent)}})."""
     gallery = gallery_places(world, size, seed)
     px = next(iter(embedders.values())).config["sv"]["img_size"]
     views = render_queries(world, gallery, px, seed=13)
@@ -41,7 +41,8 @@ def nearest_view_rows(world, embedders: dict, points: dict, n_boot: int, seed: i
         ll, blocks = p["latlon"], p["block"]
         answers = {"random-view": gallery[rng.integers(0, len(gallery), len(ll))]}
         for name, emb in embedders.items():
-            answers[name] = gallery[np.argmax(emb.point(ll) @ sv_emb[name].T, axis=1)]
+            inr = p[name] if name in p else emb.point(ll)
+            answers[name] = gallery[np.argmax(inr @ sv_emb[name].T, axis=1)]
         for method, found in answers.items():
             err = np.asarray(haversine_km(found, ll), np.float64)
             for metric, fn in metrics.items():

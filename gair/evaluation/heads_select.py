@@ -48,11 +48,13 @@ def to_probe(exported: dict, n_out: int) -> Probe:
     return probe.eval()
 
 
-def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0):
+def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0, fitted=None):
     """-> (Heads, record): record lists every candidate's val score and the choice per task.
 
-    labels[split][task] = (y, ok); feats[("gair", input)][split] = x; blocks["train"] = CV groups.
+    labels[split][task] = (y, ok); feats[("gair", input)][split] = x; blocks["train"] = CV groups;
+    fitted: {(task, "gair", input, probe): model} already fitted on the same points (reused).
     """
+    fitted = fitted or {}
     chosen, probes, kinds, inputs, temps, record = {}, {}, {}, {}, {}, {}
     for task in tasks:
         cls = task.kind == "classification"
@@ -65,10 +67,12 @@ def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0):
         for inp in HEAD_INPUTS:
             x = feats[("gair", inp)]
             for probe in HEAD_PROBES:
-                model = fit(
-                    probe, task, x["train"][ok_tr], y_tr[ok_tr], blocks["train"][ok_tr],
-                    x["val"][ok_val], y_val[ok_val], n_classes, seed,
-                )  # fmt: skip
+                model = fitted.get((task.name, "gair", inp, probe))
+                if model is None:
+                    model = fit(
+                        probe, task, x["train"][ok_tr], y_tr[ok_tr], blocks["train"][ok_tr],
+                        x["val"][ok_val], y_val[ok_val], n_classes, seed,
+                    )  # fmt: skip
                 pred = model.predict(x["val"][ok_val])
                 if cls:
                     score = stats.classification_metrics(y_val[ok_val], pred, n_classes)[metric]

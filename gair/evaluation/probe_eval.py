@@ -75,12 +75,13 @@ def metric_fns(task, n_classes: int, train_mean: float) -> dict:
 
 
 def probe_rows(tasks, labels: dict, feats: dict, blocks: dict, n_boot: int, seed: int):
-    """-> (rows, comparisons, predictions).
+    """-> (rows, comparisons, predictions, models).
 
     labels[split][task] = (y, ok); feats[(method, input)][split] = x; blocks[split] = block ids
-    (train: CV groups). predictions[(task, method, input, probe)][split] = y_pred on ok points.
+    (train: CV groups). predictions[(task, method, input, probe)][split] = y_pred on ok points;
+    models[(task, method, input, probe)] = the fitted probe (the heads reuse GAIR's).
     """
-    rows, comparisons, preds = [], [], {}
+    rows, comparisons, preds, models = [], [], {}, {}
     for task in tasks:
         n_classes = len(task.classes) if task.kind == "classification" else 0
         y_tr, ok_tr = labels["train"][task.name]
@@ -105,6 +106,7 @@ def probe_rows(tasks, labels: dict, feats: dict, blocks: dict, n_boot: int, seed
                 n_classes,
                 seed,
             )
+            models[(task.name, method, inp, probe)] = model
             for split in [s for s in ("test", "unseen") if s in labels]:
                 y, ok = labels[split][task.name]
                 if ok.sum() < 2:
@@ -116,7 +118,7 @@ def probe_rows(tasks, labels: dict, feats: dict, blocks: dict, n_boot: int, seed
                     n_boot, seed,
                 )  # fmt: skip
         comparisons += _compare(task, labels, preds, blocks, fns, n_boot, seed)
-    return rows, comparisons, preds
+    return rows, comparisons, preds, models
 
 
 def scored_rows(key, fns, y_true, y_pred, blocks, split, n_boot, seed) -> list[dict]:

@@ -113,29 +113,36 @@ def evaluate(
                 for s, p in pts.items()
             }
             cache.save(method, inp, feats[(method, inp)])
-        probe_out, comp, _ = probe_rows(tasks, labels, feats, blocks, n_boot, seed)
+        probe_out, comp, _, fitted = probe_rows(tasks, labels, feats, blocks, n_boot, seed)
         rows += probe_out
         comparisons += comp
-        heads, heads_record = select_heads(tasks, labels, feats, blocks, seed)
+        heads, heads_record = select_heads(tasks, labels, feats, blocks, seed, fitted)
         rows += _head_rows(heads, tasks, labels, feats, blocks, n_boot, seed)
 
+        def inr(method: str, emb, split: str) -> np.ndarray:
+            """INR embeddings of a split's points: the probes' features when computed."""
+            done = feats.get((method, "inr"), {}).get(split)
+            return done if done is not None else emb.point(pts[split]["latlon"])
+
+        models = {"gair": embedder, "random-init": random_embedder}
         test_ll = pts["test"]["latlon"][:1000]  # retrieval candidates
         views = render_queries(world, test_ll, embedder.config["sv"]["img_size"])
-        for method, emb in (("gair", embedder), ("random-init", random_embedder)):
+        for method, emb in models.items():
             rows += retrieval_rows(
                 method,
                 emb.street_view(views),
-                emb.point(test_ll),
+                inr(method, emb, "test")[:1000],
                 blocks["test"][:1000],
                 n_boot,
                 seed,
             )
         from gair.evaluation.crossview import GALLERY_SIZE, nearest_view_rows
 
+        splits = [s for s in ("test", "unseen") if s in pts]
         rows += nearest_view_rows(
             world,
-            {"gair": embedder, "random-init": random_embedder},
-            {s: pts[s] for s in ("test", "unseen") if s in pts},
+            models,
+            {s: pts[s] | {m: inr(m, e, s) for m, e in models.items()} for s in splits},
             n_boot,
             seed,
             min(GALLERY_SIZE, geo_gallery // 6),
