@@ -171,3 +171,10 @@ def rs_chip_km(run_config: dict, chip_km: float | None = None, where: str = "the
             "the official release: 224 px of 10 m Sentinel-2)"
         )
     return float(entry["km"])
+
+
+def heads_sha256(run_dir) -> str | None:
+    """SHA-256 of the run's heads file as its config.json records it (None without heads):
+    the `pred_` columns of an index are the current heads' only while this still matches."""
+    meta = read_run_config(run_dir).get("heads") or {}
+    return meta.get("sha256") if isinstance(meta, dict) else None

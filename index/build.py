@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from gair.atomic import atomic_dir, atomic_path, write_json
 from gair.embed import Embedder
 from gair.heads import Heads
+from gair.run_dir import heads_sha256
 from gair.sources import DEFAULT_MIN_COVERAGE
 from gair.world.world import LABELS
 from index import grid as grids
@@ -36,7 +37,7 @@ FOOTPRINT = "footprint"  # --aoi footprint: the union of the RS source's imagery
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # index.search reads this version only
+FORMAT_VERSION = 3  # index.search reads this version only
 
 
 @dataclass
@@ -272,20 +273,32 @@ def write_geoparquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_vectors(out: Path, name: str, vecs: np.ndarray) -> dict:
-    """FAISS index + raw float32 vectors (memory-mapped by readers) for one table."""
-    index = vectors.build_index(vecs)
-    nprobe, recall = vectors.tune_nprobe(index, vecs)
-    vectors.write_index(index, out / f"{name}.faiss")
-    with atomic_path(out / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
-        np.save(fh, vecs.astype(np.float32))
+    """One table's vectors [N, E] (L2-normalised float32): the FAISS index of int8 codes
+    (`{name}.faiss`) and the unit vectors as float16 (`{name}.npy`, memory-mapped by readers,
+    re-scoring FAISS's shortlist); recall@10 of the two together against exact float32."""
     factory = vectors.choose_factory(len(vecs), vecs.shape[1])
+    stored = np.asarray(vecs, vectors.STORED_DTYPE)
+    # FAISS indexes the stored values, so every score it gives is a stored vector's cosine
+    index = vectors.build_index(stored.astype(np.float32), factory)
+    rerank = vectors.rerank_size(factory)
+    nprobe, recall = vectors.tune_nprobe(vectors.Searcher(index, stored, rerank), vecs)
+    vectors.write_index(index, out / f"{name}.faiss")
+    write_npy(out / f"{name}.npy", stored)
     return {
         "count": int(len(vecs)),
         "factory": factory,
         "nprobe": nprobe,
+        "rerank": rerank,
+        "stored_dtype": np.dtype(vectors.STORED_DTYPE).name,
         "recall_at_10": recall,
         "bytes_per_vector": vectors.bytes_per_vector(index, len(vecs)),
     }
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """np.save to a temp file renamed into place."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
 
 
 def _relative_to(path: str | Path, index_dir: Path) -> str:
@@ -366,8 +379,7 @@ def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = T
             embedder, source, spec.gallery_size, spec.gallery_csv, tmp, progress
         )
         cell_stats = write_vectors(tmp, "cells", point)
-        with atomic_path(tmp / "cells_location.npy") as t, open(t, "wb") as fh:
-            np.save(fh, location)
+        write_npy(tmp / "cells_location.npy", np.asarray(location, vectors.STORED_DTYPE))
         write_geoparquet(cells, tmp / "cells.parquet")
         sv_stats = write_vectors(tmp, "streetviews", sv_vecs)
         write_geoparquet(gallery, tmp / "streetviews.parquet")
@@ -396,6 +408,7 @@ def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = T
                 "source": sv_source,
             },
             "predictions": sorted(heads.tasks) if heads is not None else [],
+            "heads_sha256": heads_sha256(spec.checkpoint) if heads is not None else None,
             "encoder_passes_per_point": shards["encoder_passes"] / max(len(cells), 1),
             "engine": spec.engine,
             "build_seconds": round(time.time() - started, 2),

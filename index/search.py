@@ -18,7 +18,9 @@ from index.integrity import IndexDamagedError, recorded_path  # noqa: F401  (re-
 if TYPE_CHECKING:
     from gair.embed import Embedder
 
-FORMAT_VERSION = 2  # 2: file sizes/digests, id-order digests, paths relative to the index
+FORMAT_VERSION = (
+    3  # 2: file sizes/digests, id-order digests, relative paths; 3: float16 + int8 codes
+)
 MAX_K = 1000  # most neighbours one query returns (the CLI's JSON stays small)
 
 
@@ -111,11 +113,14 @@ class GridIndex:
             )
         self.embedder = embedder
         integrity.check_sizes(self.dir, self.manifest)
-        self.cells = pd.read_parquet(self.dir / "cells.parquet")
-        self.streetviews = pd.read_parquet(self.dir / "streetviews.parquet")
-        self.cell_vectors = np.load(self.dir / "cells.npy", mmap_mode="r")
-        self.cell_location = np.load(self.dir / "cells_location.npy", mmap_mode="r")
-        self.sv_vectors = np.load(self.dir / "streetviews.npy", mmap_mode="r")
+        # the tables without their point geometry (lat/lon columns hold it): at millions of
+        # cells the WKB objects alone would take hundreds of MB
+        self.cells = _read_table(self.dir / "cells.parquet")
+        self.streetviews = _read_table(self.dir / "streetviews.parquet")
+        # read on demand, nothing kept mapped (`vectors.StoredVectors`)
+        self.cell_vectors = vectors.StoredVectors(self.dir / "cells.npy")
+        self.cell_location = vectors.StoredVectors(self.dir / "cells_location.npy")
+        self.sv_vectors = vectors.StoredVectors(self.dir / "streetviews.npy")
         vectors.configure_for_single_queries()
         self.cell_index = vectors.read_index(self.dir / "cells.faiss")
         self.sv_index = vectors.read_index(self.dir / "streetviews.faiss")
@@ -123,6 +128,12 @@ class GridIndex:
             nprobe = self.manifest[name].get("nprobe")
             if nprobe:
                 vectors.set_search_params(idx, nprobe=nprobe, ef_search=max(64, 2 * nprobe))
+        self.cell_searcher = vectors.Searcher(
+            self.cell_index, self.cell_vectors, self.manifest["cells"].get("rerank", 0)
+        )
+        self.sv_searcher = vectors.Searcher(
+            self.sv_index, self.sv_vectors, self.manifest["streetviews"].get("rerank", 0)
+        )
         integrity.check_on_open(
             self.dir,
             self.manifest,
@@ -136,8 +147,7 @@ class GridIndex:
             },
             {"cells": self.cell_index, "streetviews": self.sv_index},
         )
-        self._cell_ids = pd.Index(self.cells["cell_id"].astype(str))  # id -> row lookups
-        self._sv_ids = pd.Index(self.streetviews["sv_id"].astype(str))
+        self._ids: dict[str, pd.Index] = {}  # id -> row lookups, built on first use
         self._lock = vectors.SearchLock()
         self._embed_lock = threading.Lock()  # torch modules: one query embeds at a time
         self._cell_latlon = self._cell_location = None  # tensors for locate_view, on first use
@@ -165,7 +175,7 @@ class GridIndex:
 
     # -- searches -------------------------------------------------------------------------
     def _search(
-        self, index, table: pd.DataFrame, vec: np.ndarray, k: int, origin=None
+        self, searcher, table: pd.DataFrame, vec: np.ndarray, k: int, origin=None
     ) -> pd.DataFrame:
         k = check_k(k)
         vec = self._check_vec(vec)
@@ -173,7 +183,7 @@ class GridIndex:
             scores, ids = np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
         else:
             with self._lock:
-                scores, ids = index.search(vec[None], min(k, len(table)))
+                scores, ids = searcher.search(vec[None], min(k, len(table)))
         keep = ids[0] >= 0
         hits = (
             table.iloc[ids[0][keep]]
@@ -188,13 +198,19 @@ class GridIndex:
             )
         return hits
 
+    def _rows(self, table: str, id_col: str, ids) -> np.ndarray:
+        with self._embed_lock:
+            if table not in self._ids:
+                self._ids[table] = pd.Index(getattr(self, table)[id_col].astype(str))
+        return np.asarray(self._ids[table].get_indexer([str(i) for i in ids]), np.int64)
+
     def cell_rows(self, cell_ids) -> np.ndarray:
         """Row positions [n] int64 of cell ids in `cells` (-1 where unknown)."""
-        return np.asarray(self._cell_ids.get_indexer([str(c) for c in cell_ids]), np.int64)
+        return self._rows("cells", "cell_id", cell_ids)
 
     def sv_rows(self, sv_ids) -> np.ndarray:
         """Row positions [n] int64 of gallery view ids in `streetviews` (-1 where unknown)."""
-        return np.asarray(self._sv_ids.get_indexer([str(v) for v in sv_ids]), np.int64)
+        return self._rows("streetviews", "sv_id", sv_ids)
 
     def _check_vec(self, vec) -> np.ndarray:
         """An embedding [E] (float32, finite) of this index's dimension."""
@@ -208,10 +224,10 @@ class GridIndex:
         return np.ascontiguousarray(vec)
 
     def search_cells(self, vec: np.ndarray, k: int = 10, origin=None) -> pd.DataFrame:
-        return self._search(self.cell_index, self.cells, vec, k, origin)
+        return self._search(self.cell_searcher, self.cells, vec, k, origin)
 
     def search_streetviews(self, vec: np.ndarray, k: int = 10, origin=None) -> pd.DataFrame:
-        return self._search(self.sv_index, self.streetviews, vec, k, origin)
+        return self._search(self.sv_searcher, self.streetviews, vec, k, origin)
 
     def embed_point(self, lat: float, lon: float) -> np.ndarray:
         lat, lon = geo.validate_point(lat, lon)
@@ -248,7 +264,7 @@ class GridIndex:
                 f"cell {cell_id!r} is not in this index ({self.manifest['grid']['spec']})"
             )
         row = self.cells.iloc[i]
-        vec = np.asarray(self.cell_vectors[i])
+        vec = np.asarray(self.cell_vectors[i], np.float32)
         origin = (row["lat"], row["lon"])
         return {
             "query": {
@@ -265,26 +281,80 @@ class GridIndex:
     def locate_view(self, vec: np.ndarray) -> tuple[float, float]:
         """Where a street view (its SV embedding [E]) was most likely taken: the posterior
         geometric median of its location-encoder scores over every cell (`gair.geolocate`),
-        as (lat, lon). The cells are the prior: every place of the grid is equally likely."""
+        as (lat, lon). The cells are the prior: every place of the grid is equally likely (at
+        most `LOCATE_PRIOR_CELLS` of them, evenly strided: the grid's cells are equal-area, so a
+        stride keeps the prior uniform while memory stays bounded at any grid size)."""
         import torch
 
         from gair.geolocate import locate
 
         with self._embed_lock:
             if self._cell_latlon is None:  # the first call reads the location embeddings once
-                self._cell_latlon = torch.from_numpy(
-                    np.array(self.cells[["lat", "lon"]], np.float64)  # a writable copy
+                step = max(1, -(-len(self.cells) // LOCATE_PRIOR_CELLS))
+                latlon = self.cells[["lat", "lon"]].to_numpy(np.float64)[::step]
+                self._cell_latlon = torch.from_numpy(np.ascontiguousarray(latlon))
+                self._cell_location = torch.from_numpy(
+                    np.asarray(self.cell_location[::step], np.float32)
                 )
-                self._cell_location = torch.from_numpy(np.array(self.cell_location, np.float32))
             scale = self.embedder.logit_scale
         where = locate(self._check_vec(vec)[None], self._cell_location, self._cell_latlon, scale)
         return float(where[0, 0]), float(where[0, 1])
 
-    def similarity_to_all_cells(self, vec: np.ndarray, block: int = 1 << 18) -> np.ndarray:
-        """Cosine similarity of `vec` to every cell [N] float32 (for heatmaps); exact, in blocks
-        of `block` rows of the memory-mapped vectors, so memory stays bounded at any N."""
+    def similarity_to_all_cells(self, vec: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+        """Cosine similarity of `vec` to every cell [N] float32 (heatmaps, label sets), from the
+        stored float16 vectors read in blocks of `block` rows: memory stays bounded at any N
+        (~0.3 s per million cells on one core), and the pages read are not kept mapped."""
         vec = self._check_vec(vec)
-        out = np.empty(len(self.cell_vectors), np.float32)
-        for start in range(0, len(out), block):
-            np.matmul(self.cell_vectors[start : start + block], vec, out=out[start : start + block])
-        return out
+        return blocked_dot(self.dir / "cells.npy", vec, block)
+
+    def similarity_to_rows(self, vec: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Cosine similarity of `vec` to the cells at row positions `rows` [n] -> [n] float32."""
+        vec = self._check_vec(vec)
+        rows = np.asarray(rows, np.int64)
+        return np.asarray(self.cell_vectors[rows], np.float32) @ vec
+
+
+ID_COLUMNS = ("cell_id", "sv_id", "path")  # unique per row: kept as plain text
+LOCATE_PRIOR_CELLS = 250_000  # cells scored by locate_view (strided when the grid is larger)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A parquet table without its `geometry` column, its repetitive text columns (country,
+    class names: a few hundred values over millions of rows) held as categoricals."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    names = [c for c in schema.names if c != "geometry"]
+
+    def is_text(kind) -> bool:
+        return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+    text = [c for c in names if c not in ID_COLUMNS and is_text(schema.field(c).type)]
+    table = pq.read_table(path, columns=names, read_dictionary=text)  # text -> categorical
+    return table.to_pandas()
+
+
+def blocked_dot(npy_path: Path, vec: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """vectors @ vec [N] float32 for the [N, E] array in an .npy file, read `block` rows at a
+    time with plain reads (not a memory map, so the process's resident memory stays at one
+    block whatever N is; the OS page cache still serves repeated scans)."""
+    with open(npy_path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(fh)
+        if fortran or len(shape) != 2:
+            raise ValueError(f"{npy_path}: expected a C-order [N, E] array, got {shape}")
+        n, dim = shape
+        out = np.empty(n, np.float32)
+        buf = np.empty((block, dim), dtype)
+        for start in range(0, n, block):
+            rows = min(block, n - start)
+            view = buf[:rows]
+            fh.readinto(memoryview(view).cast("B"))
+            np.matmul(view.astype(np.float32), vec, out=out[start : start + rows])
+    return out

@@ -1,16 +1,22 @@
-"""FAISS vector indexes: the type follows N (FAISS's own guideline), cosine = inner product on
-L2-normalised vectors, recall@10 against exact search measured at build time.
+"""FAISS vector indexes over int8 codes, re-ranked with the stored float16 vectors: cosine =
+inner product on L2-normalised vectors, recall@10 against exact float32 search measured at
+build time.
 
-| vectors              | factory                                                  |
-| < 200k               | Flat (exact; ~10 ms per query per 1e5 vectors, 1 core)   |
-| >= 200k, fits memory | IVF{4 sqrt N}_HNSW32,SQfp16 (2d bytes/vec), else SQ8 (d) |
-| larger still         | IVF{16 sqrt N}_HNSW32,PQ{d/8} (d/8 bytes/vec)            |
+| vectors          | FAISS factory (search codes)                          | then                      |
+| < 256            | Flat (exact float32; too few to train a quantiser)    | -                         |
+| < 200k           | SQ8 (exhaustive scan of int8 codes, d bytes/vec)      | re-rank top 200 (float16) |
+| >= 200k, fits    | IVF{4 sqrt N}_HNSW32,SQ8 (d bytes/vec)                | re-rank top 200 (float16) |
+| larger still     | IVF{16 sqrt N}_HNSW32,PQ{d/8} (d/8 bytes/vec)         | re-rank top 200 (float16) |
 
-The code is the most precise one whose codes fit `memory_budget` (16 GiB by default: SQfp16
-up to 3.3e7 vectors of 256-d). Neighbouring grid cells have near-identical embeddings, so the
-top 10 are near-ties: measured at 1e6 x 256-d, SQ8 needs twice the probes of SQfp16 for
-recall@10 >= 0.95 and, with the query among the data, stays below it even scanning every
-list; PQ codes alone cap recall lower still, so PQ is kept for sizes nothing else fits.
+The index keeps its vectors twice, both compact: FAISS's int8 codes (SQ8: per-dimension
+min/max, in memory, d bytes) to find a shortlist, and the unit vectors as float16 in
+`{table}.npy` (2d bytes, memory-mapped; only the shortlisted rows are read) to re-score it.
+Neighbouring grid cells have near-identical embeddings, so a top 10 is a set of near-ties
+(the 10th and 11th cosine ~5e-4 apart) that int8 alone (error ~6e-3) cannot order: on the
+demo index SQ8 alone gives recall@10 0.88, its top 200 re-ranked in float16 0.96 (float16 alone:
+0.98, the ceiling of any float16 store). `Searcher` does the two steps; `tune_nprobe` picks
+the IVF probes for recall >= 0.95 of the whole search.
+
 The number of inverted lists is capped by the k-means training sample: FAISS wants >= 39
 training points per centroid, so with the default 200k sample at most 4,096 lists (a 65,536-list
 quantiser trained on 200k points has 3 points per centroid and takes hours on a CPU).
@@ -31,7 +37,10 @@ import numpy as np
 
 from gair.atomic import atomic_path
 
-EXACT_LIMIT = 200_000  # exact search is ~10 ms per 1e5 vectors on one core: bounded latency
+EXACT_LIMIT = 200_000  # an int8 scan is ~7 ms per 1e5 vectors on one core: bounded latency
+FLAT_BELOW = 256  # fewer vectors: exact float32 (a quantiser needs a sample to train on)
+RERANK = 200  # shortlist re-scored with the stored float16 vectors
+STORED_DTYPE = np.float16
 MEMORY_BUDGET = 16 * 2**30  # bytes of vector codes an IVF index may hold
 TRAIN_SIZE = 200_000
 MIN_POINTS_PER_LIST = 39  # FAISS's k-means warns below this
@@ -41,16 +50,22 @@ def choose_factory(
     n: int, dim: int, train_size: int = TRAIN_SIZE, memory_budget: int = MEMORY_BUDGET
 ) -> str:
     """FAISS factory string for n vectors of size dim, trained on `train_size` of them."""
-    if n < EXACT_LIMIT:  # including n = 0
+    if n < FLAT_BELOW:  # including n = 0
         return "Flat"
+    if n < EXACT_LIMIT:
+        return "SQ8"
     most = max(16, min(n, train_size) // MIN_POINTS_PER_LIST)
-    for code, code_bytes in (("SQfp16", 2 * dim), ("SQ8", dim)):
-        if n * code_bytes <= memory_budget:
-            return f"IVF{_pow2(4 * math.sqrt(n), most)}_HNSW32,{code}"
+    if n * dim <= memory_budget:
+        return f"IVF{_pow2(4 * math.sqrt(n), most)}_HNSW32,SQ8"
     m = max(1, dim // 8)
     while dim % m:
         m -= 1
     return f"IVF{_pow2(16 * math.sqrt(n), most)}_HNSW32,PQ{m}"
+
+
+def rerank_size(factory: str) -> int:
+    """How many FAISS hits the stored float16 vectors re-score (0: FAISS is exact)."""
+    return 0 if factory == "Flat" else RERANK
 
 
 def _pow2(x: float, most: int) -> int:
@@ -107,11 +122,83 @@ def set_search_params(index, nprobe: int | None = None, ef_search: int | None = 
         quantizer.hnsw.efSearch = ef_search
 
 
+GATHER_ROWS = 4096  # rows gathered per memory mapping (`StoredVectors`)
+
+
+class StoredVectors:
+    """An index's stored vectors [N, E] (`{table}.npy`), read on demand: each read maps the
+    file, copies the rows asked for and unmaps it, so the process keeps none of it resident
+    (a long-lived memory map would: every page a search or a heatmap touched counts in the
+    process's memory, up to the whole 2 GB of 4 M float16 vectors). The OS page cache still
+    serves repeated reads. Indexing: `vecs[rows]` (int, slice, array of ints) -> array copy."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        probe = np.load(self.path, mmap_mode="r")
+        self.shape, self.dtype, self.ndim = probe.shape, probe.dtype, probe.ndim
+        del probe
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, (int, np.integer, slice)):
+            mapped = np.load(self.path, mmap_mode="r")
+            try:
+                return np.array(mapped[rows])
+            finally:
+                del mapped
+        rows = np.asarray(rows, np.int64)
+        order = np.argsort(rows, kind="stable")  # ascending: sequential reads
+        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
+        # a few thousand rows per mapping: scattered rows each fault in their own pages (and
+        # the kernel's read-around), so one mapping for all would hold hundreds of MB at once
+        for start in range(0, len(rows), GATHER_ROWS):
+            part = order[start : start + GATHER_ROWS]
+            mapped = np.load(self.path, mmap_mode="r")
+            try:
+                out[part] = mapped[rows[part]]
+            finally:
+                del mapped
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
+class Searcher:
+    """Top-k inner-product search: FAISS's top `rerank` (int8 codes) re-scored with the stored
+    vectors [N, E] (float16, memory-mapped), or FAISS alone when `rerank` is 0 (exact Flat).
+    Scores are the stored vectors' cosines, so they do not depend on the FAISS code."""
+
+    def __init__(self, index, stored: np.ndarray, rerank: int):
+        self.index, self.stored, self.rerank = index, stored, int(rerank)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores [Q, k] float32, ids [Q, k] int64) for float32 queries [Q, E], best first;
+        ids -1 (score -inf) where fewer than k vectors exist."""
+        queries = np.ascontiguousarray(queries, np.float32)
+        n = self.index.ntotal
+        if not self.rerank or n == 0:
+            return self.index.search(queries, k)
+        scores, ids = self.index.search(queries, min(n, max(k, self.rerank)))
+        out_s = np.full((len(queries), k), -np.inf, np.float32)
+        out_i = np.full((len(queries), k), -1, np.int64)
+        for qi, (q, row) in enumerate(zip(queries, ids)):
+            row = np.sort(row[row >= 0])  # ascending rows: sequential reads
+            exact = np.asarray(self.stored[row], np.float32) @ q
+            best = np.argsort(-exact, kind="stable")[:k]
+            out_s[qi, : len(best)] = exact[best]
+            out_i[qi, : len(best)] = row[best]
+        return out_s, out_i
+
+
 def recall_at_k(
-    index, vectors: np.ndarray, k: int = 10, n_queries: int = 1000, seed: int = 0
+    searcher, vectors: np.ndarray, k: int = 10, n_queries: int = 1000, seed: int = 0
 ) -> float:
-    """Recall@k of `index` against exact inner-product search, on queries drawn from the data
-    (1.0 without vectors: nothing to miss)."""
+    """Recall@k of `searcher` (a `Searcher` or a FAISS index) against exact float32
+    inner-product search, on queries drawn from the data (1.0 without vectors)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(vectors)
     if n == 0 or k < 1:
@@ -122,23 +209,27 @@ def recall_at_k(
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
     _, truth = exact.search(queries, k)
-    _, found = index.search(queries, k)
+    _, found = searcher.search(queries, k)
     hits = sum(len(set(t) & set(f)) for t, f in zip(truth, found))
     return hits / truth.size
 
 
 def tune_nprobe(
-    index, vectors: np.ndarray, target: float = 0.95, k: int = 10
+    searcher, vectors: np.ndarray, target: float = 0.95, k: int = 10
 ) -> tuple[int | None, float]:
-    """Smallest nprobe (doubling) reaching `target` recall@k; (None, recall) for exact indexes."""
+    """Smallest nprobe (doubling) for which the whole search (FAISS + re-rank) reaches `target`
+    recall@k; (None, recall) for indexes without inverted lists."""
+    if not isinstance(searcher, Searcher):  # a bare FAISS index: scored as it is
+        searcher = Searcher(searcher, None, 0)
+    index = searcher.index
     try:
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:
-        return None, recall_at_k(index, vectors, k)
+        return None, recall_at_k(searcher, vectors, k)
     nprobe, recall = 8, 0.0
     while nprobe <= ivf.nlist:
         set_search_params(index, nprobe=nprobe, ef_search=max(64, nprobe * 2))
-        recall = recall_at_k(index, vectors, k)
+        recall = recall_at_k(searcher, vectors, k)
         if recall >= target:
             break
         nprobe *= 2

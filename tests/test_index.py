@@ -53,6 +53,9 @@ def test_manifest_and_files(built):
     assert manifest["cells"]["factory"] == "Flat" and manifest["cells"]["recall_at_10"] == 1.0
     assert manifest["encoder_passes_per_point"] < 0.5  # tile batching: one pass serves many cells
     assert manifest["cells"]["bytes_per_vector"] >= 4 * manifest["dim"]
+    assert manifest["cells"]["stored_dtype"] == "float16"
+    assert np.load(out / "cells.npy", mmap_mode="r").dtype == np.float16
+    assert np.load(out / "cells_location.npy", mmap_mode="r").dtype == np.float16
     import geopandas as gpd
 
     cells = gpd.read_parquet(out / "cells.parquet")
@@ -82,7 +85,8 @@ def test_tile_batched_and_single_point_embeddings_agree(built, spec, world):
     emb = Embedder(spec.checkpoint, world)
     for i in range(0, len(cells), max(1, len(cells) // 15)):
         alone = emb.point(cells[["lat", "lon"]].to_numpy()[i : i + 1])[0]
-        np.testing.assert_allclose(alone, stored[i], atol=2e-6)
+        # stored as float16: equal up to its rounding (relative 2^-11) and batching noise
+        np.testing.assert_allclose(alone, stored[i].astype(np.float32), rtol=1e-3, atol=2e-6)
 
 
 def test_embedding_is_continuous_across_tile_borders(spec, world):
@@ -223,16 +227,16 @@ def test_console_script_runs():
 
 
 def test_factory_follows_n_and_never_undertrains_the_quantiser():
-    from index.vectors import MIN_POINTS_PER_LIST, choose_factory
+    from index.vectors import MIN_POINTS_PER_LIST, choose_factory, rerank_size
 
-    assert choose_factory(199_999, 256) == "Flat"
-    assert choose_factory(500_000, 256) == "IVF2048_HNSW32,SQfp16"
-    assert choose_factory(1_000_000, 256) == "IVF4096_HNSW32,SQfp16"
+    assert choose_factory(255, 256) == "Flat" and rerank_size("Flat") == 0
+    assert choose_factory(199_999, 256) == "SQ8" and rerank_size("SQ8") > 0
+    assert choose_factory(500_000, 256) == "IVF2048_HNSW32,SQ8"
+    assert choose_factory(4_000_000, 256) == "IVF4096_HNSW32,SQ8"
     # 16 sqrt(1e7) would be 65,536 lists: 200k training points allow 4,096 (>= 39 per list)
-    assert choose_factory(10_000_000, 256) == "IVF4096_HNSW32,SQfp16"
-    assert choose_factory(10_000_000, 256, train_size=3_000_000) == "IVF16384_HNSW32,SQfp16"
-    # the most precise code that fits the memory budget: 2 bytes/dim, then 1, then PQ
-    assert choose_factory(10_000_000, 256, memory_budget=3 * 2**30).endswith(",SQ8")
+    assert choose_factory(10_000_000, 256) == "IVF4096_HNSW32,SQ8"
+    assert choose_factory(10_000_000, 256, train_size=3_000_000) == "IVF16384_HNSW32,SQ8"
+    # int8 codes while they fit the memory budget, then PQ
     big = choose_factory(200_000_000, 256, train_size=10_000_000)
     assert big.endswith(",PQ32") and big.startswith("IVF")
     lists = int(big.split("_")[0].removeprefix("IVF"))
@@ -242,9 +246,51 @@ def test_factory_follows_n_and_never_undertrains_the_quantiser():
 def test_similarity_to_all_cells_is_the_same_in_any_block_size(built, spec, world):
     out, _ = built
     index = GridIndex(out, Embedder(spec.checkpoint, world))
-    vec = np.asarray(index.cell_vectors[3])
-    whole = np.asarray(index.cell_vectors) @ vec
+    vec = np.asarray(index.cell_vectors[3], np.float32)
+    whole = np.asarray(index.cell_vectors, np.float32) @ vec
     for block in (1, 7, 10_000):
         np.testing.assert_allclose(
             index.similarity_to_all_cells(vec, block=block), whole, atol=1e-6
         )
+
+
+def _near_tied_unit_vectors(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
+    """Unit vectors shaped like grid-cell embeddings: a smooth function of position plus a
+    common component, so that neighbours are near-ties (what int8 codes alone cannot order)."""
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform(-1, 1, (n, 3))
+    freqs = rng.normal(0, 3, (3, dim))
+    x = np.cos(pos @ freqs + rng.uniform(0, 6.3, dim)) + 4.0 * rng.normal(0, 1, dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [3_000, 12_000])
+def test_int8_search_reranked_in_float16_keeps_recall(n):
+    """SQ8 codes + float16 re-rank reach recall@10 >= 0.95 against exact float32 search on
+    near-tied vectors, where the int8 codes alone fall short."""
+    from index import vectors as V
+
+    x = _near_tied_unit_vectors(n)
+    factory = V.choose_factory(n, x.shape[1])
+    assert factory == "SQ8"
+    index = V.build_index(x, factory)
+    stored = x.astype(V.STORED_DTYPE)
+    searcher = V.Searcher(index, stored, V.rerank_size(factory))
+    codes_only = V.recall_at_k(index, x, n_queries=300)
+    reranked = V.recall_at_k(searcher, x, n_queries=300)
+    assert reranked >= 0.95 and reranked > codes_only
+    scores, ids = searcher.search(x[:5], 10)
+    exact = np.einsum("qd,qkd->qk", x[:5], stored[ids].astype(np.float32))
+    np.testing.assert_allclose(scores, exact, rtol=1e-6, atol=1e-6)  # float16 cosines
+    assert (np.diff(scores, axis=1) <= 0).all()  # best first
+    assert (ids[:, 0] == np.arange(5)).all()  # a stored vector finds itself first
+
+
+def test_searcher_pads_when_fewer_vectors_than_k():
+    from index import vectors as V
+
+    x = _near_tied_unit_vectors(300)
+    index = V.build_index(x, "SQ8")
+    scores, ids = V.Searcher(index, x.astype(np.float16), 200).search(x[:2], 400)
+    assert (ids[:, :300] >= 0).all() and (ids[:, 300:] == -1).all()
+    assert np.isneginf(scores[:, 300:]).all()

@@ -92,7 +92,7 @@ def test_faiss_file_of_another_build_is_refused(index_copy, embedder, small_inde
 def test_flipped_byte_is_caught_by_verify(index_copy, embedder, capsys):
     path = index_copy / "streetviews.npy"
     data = bytearray(path.read_bytes())
-    data[-3] ^= 0xFF  # one float's low byte in the last row: opening cannot see it
+    data[-2] ^= 0x01  # the last float16's lowest bit (one ulp): opening cannot see it
     path.write_bytes(bytes(data))
     index = _open(index_copy, embedder)
     with pytest.raises(IndexDamagedError, match="streetviews.npy does not match its SHA-256"):
@@ -105,9 +105,9 @@ def test_flipped_byte_is_caught_by_verify(index_copy, embedder, capsys):
     "manifest, match",
     [
         ([1, 2, 3], "holds a list"),
-        ({"format_version": 2}, "lacks 'checkpoint_hash'"),
+        ({"format_version": 3}, "lacks 'checkpoint_hash'"),
         ({"format_version": "2"}, "format_version '2' is not an integer"),
-        ({"format_version": 1}, "rebuild it"),
+        ({"format_version": 2}, "rebuild it"),
     ],
 )
 def test_bad_manifests_are_exit_2(index_copy, capsys, manifest, match):
