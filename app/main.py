@@ -22,6 +22,7 @@ if (
 
 import streamlit as st  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
+from streamlit.errors import StreamlitAPIException  # noqa: E402
 
 
 def _icon() -> Image.Image:
@@ -41,6 +42,7 @@ st.set_page_config(
 from streamlit_folium import st_folium  # noqa: E402
 
 from app import assets, logic, maps, state  # noqa: E402
+from app.logic import detail  # noqa: E402
 from app.panels import (  # noqa: E402
     about,
     compare,
@@ -84,9 +86,9 @@ def get_resources(index: str, world: str | None, checkpoint: str | None, device:
     configure_threads()
     res = open_resources(Settings(index, world, checkpoint, device))
     assets.ensure_tiles(res.source)
-    # the overlay lookup (~1 s for 86k cells) is built in the background: the first page does
-    # not need it, and a first click just waits for it (Resources.raster is lock-protected)
-    threading.Thread(target=lambda: res.raster, name="gair-raster", daemon=True).start()
+    # the overlay lookup and the vectors of the cells it draws (~0.5 s for 82k cells, ~2 s for
+    # 4 M) are built in the background once the first page is drawn; a click before then waits
+    threading.Thread(target=res.warm_heatmap, args=(True,), name="gair-raster", daemon=True).start()
     return res
 
 
@@ -143,14 +145,26 @@ def setup_page(err: SetupError) -> None:
     )
 
 
+@st.fragment(run_every=1.0)
+def await_model(res) -> None:
+    """While a click shows the nearest cell's stored answer: rerun the page once the model is
+    loaded, so the exact answer at the point replaces it."""
+    if res.model_ready:
+        st.rerun()
+
+
 @st.fragment
 def map_panel(res, result, point, overlay, opacity: float, online: bool, tiles_zoom: int) -> None:
     """The map, isolated: a click reruns only this fragment, which records the new point and
     then reruns the page once so the panels follow. The base map's script is identical on
-    every run, so the browser keeps its Leaflet map; only the feature groups change."""
+    every run, so the browser keeps its Leaflet map; only the feature groups change. A pan or
+    zoom reruns it too: zoomed in on cells finer than the global overlay, the overlay is
+    redrawn for the view (`app.logic.detail`)."""
+    base_overlay = overlay
     m = maps.base_map(
         res.source, online=online, tiles_zoom=tiles_zoom, max_zoom=maps.index_view(res)["max_zoom"]
     )
+    overlay = detail.in_view(res, overlay, st.session_state.get("map_view"))  # zoomed: finer
     layers = maps.query_layers(
         result,
         point=point,
@@ -168,9 +182,19 @@ def map_panel(res, result, point, overlay, opacity: float, online: bool, tiles_z
         zoom=st.session_state["map_zoom"],
         feature_group_to_add=layers,
         layer_control=maps.layer_control(),
-        returned_objects=["last_clicked"],
+        returned_objects=["last_clicked", "bounds", "zoom"],
     )
     click = (out or {}).get("last_clicked")
+    view = {"bounds": (out or {}).get("bounds"), "zoom": (out or {}).get("zoom")}
+    if view != st.session_state.get("map_view") and not (
+        click and click != st.session_state.get("last_click")
+    ):
+        st.session_state["map_view"] = view  # a pan or zoom: redraw if it shows more detail
+        if detail.in_view(res, base_overlay, view) is not overlay:
+            try:
+                st.rerun(scope="fragment")
+            except StreamlitAPIException:  # not a fragment run (Streamlit refuses that scope)
+                st.rerun()
     if click and click != st.session_state.get("last_click"):
         st.session_state["last_click"] = click
         try:
@@ -282,7 +306,13 @@ def main() -> None:
             )
         )
         return
+    with res.page_run():  # the model loads once the pages have gone quiet
+        page(res)
+    res.load_model_in_background()
 
+
+def page(res) -> None:
+    """The whole page for opened resources."""
     missing = assets.missing_vendor_files()
     if missing:
         st.error(
@@ -306,15 +336,23 @@ def main() -> None:
         try:
             if res.model_ready:
                 result = state.click_result(res, point, k)
-            else:  # a click during the first seconds after start waits for the model
-                with st.spinner("Loading the model (first start only) ..."):
-                    result = state.click_result(res, point, k)
+            else:  # the first seconds after a start: the nearest cell's stored answer, not cached
+                result = logic.provisional_click(res, point[0], point[1], k)
+                await_model(res)
         except ValueError as err:
             st.session_state["coord_message"] = str(err)
             st.session_state["point"] = None
             point = None
 
     st.markdown('<h1 class="gair-title">GAIR Explorer</h1>', unsafe_allow_html=True)
+    if result is not None and result.get("provisional"):
+        cell = result["provisional"]
+        st.info(
+            f"The model is loading (first start): shown is the stored answer of the nearest grid "
+            f"cell, {cell['cell_id']}, {cell['distance_km']:,.1f} km from the point. The exact "
+            "answer at the point replaces it in a few seconds.",
+            icon="⏳",
+        )
     st.markdown(
         '<div class="gair-sub">Geo-aligned implicit representations: click a point for its INR embedding, '
         "nearest street views, similar places and predictions; search places by street view.</div>",
@@ -395,8 +433,6 @@ def main() -> None:
         about.render(res)
     if st.session_state.get("coord_message"):
         message_slot.error(st.session_state["coord_message"])
-    # the page is drawn: now import torch/timm and load the model, off the first page's path
-    res.load_model_in_background()
 
 
 main()

@@ -115,14 +115,14 @@ def index_view(res) -> dict:
     a cell spans ~24 px."""
 
     def build():
-        from app.extent import cell_spacing, initial_view, zoom_for_spacing
+        from app.extent import initial_view, zoom_for_spacing
 
         source = res.source if res.source is not None else res.world
         if assets.tiles_kind(source) == "rasters":
             top = int(source.native_zoom)
         else:
             lat = res.cell_latlon[:, 0]
-            spacing = cell_spacing(lat, res.cell_latlon[:, 1])
+            spacing = res.spacing
             middle = float(abs(lat).mean()) if len(lat) else 0.0
             top = max(MAX_ZOOM, min(ZOOM_CAP, zoom_for_spacing(spacing, middle)))
         view = initial_view(res.extent, top)

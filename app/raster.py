@@ -210,6 +210,23 @@ class CellRaster:
         self.lookup = lookup.astype(np.int32)
         self.mask = self.lookup >= 0
         self._safe_lookup = np.where(self.mask, self.lookup, 0)
+        # the cells the image shows (at most one per pixel: at millions of cells, a small part
+        # of them), so an overlay needs values for these rows only
+        self.rows = np.unique(self.lookup[self.mask]).astype(np.int64)
+        self._safe_lookup_rows = np.searchsorted(self.rows, self._safe_lookup).astype(np.int32)
+
+    def _pixels(self, values: np.ndarray, fill) -> np.ndarray:
+        """Per-pixel values [h, w] from per-cell values: `values` holds either every cell
+        [n_cells] or only the drawn cells [len(rows)], in `rows` order; `fill` off the cells."""
+        if len(values) == self.n_cells:
+            lookup = self._safe_lookup
+        elif len(values) == len(self.rows):
+            lookup = self._safe_lookup_rows
+        else:
+            raise ValueError(
+                f"{len(values)} values for a raster of {self.n_cells} cells ({len(self.rows)} drawn)"
+            )
+        return np.where(self.mask, values[lookup], fill)
 
     @classmethod
     def for_cells(
@@ -219,6 +236,7 @@ class CellRaster:
         px_per_cell: float = 3.0,
         min_side: int = 512,
         max_side: int = 2048,
+        spacing: float | None = None,
     ) -> CellRaster:
         """The rasteriser an index needs: the whole world at 1024 px when its cells span half
         the globe or more (the demo); else only the cells' box (plus half a cell), sized so a
@@ -226,7 +244,8 @@ class CellRaster:
         the longer side."""
         lat = np.asarray(lat, np.float64)
         lon = np.asarray(lon, np.float64)
-        spacing = cell_spacing(lat, lon)
+        if spacing is None:
+            spacing = cell_spacing(lat, lon)
         ext = cells_extent(lat, lon, spacing)
         if ext.is_global or not len(lat):
             return cls(lat, lon, spacing=spacing)
@@ -252,7 +271,7 @@ class CellRaster:
         gamma: float = 1.0,
         hide_below: bool = False,
     ) -> bytes:
-        """PNG of values [n_cells] mapped linearly vmin..vmax onto a colour ramp; alpha rises
+        """PNG of values [n_cells] (or [len(rows)]) mapped linearly vmin..vmax onto a colour ramp; alpha rises
         from alpha[0] at vmin to alpha[1] at vmax (so high values stand out); with hide_below,
         values under vmin are transparent."""
         values = np.asarray(values, np.float32)
@@ -263,7 +282,7 @@ class CellRaster:
         level = np.round(t * 253).astype(np.uint8)  # 0..253 colours, 255 = transparent
         keep = np.isfinite(values) & ((values >= np.float32(vmin)) if hide_below else True)
         level = np.where(keep, level, 255).astype(np.uint8)
-        img = np.where(self.mask, level[self._safe_lookup], np.uint8(255))
+        img = self._pixels(level, np.uint8(255))
         palette = np.zeros((256, 3), np.uint8)
         palette[:254] = COLORMAPS[colormap]
         a = np.zeros(256, np.uint8)
@@ -271,11 +290,11 @@ class CellRaster:
         return png_bytes(img, palette, a)
 
     def classes(self, codes: np.ndarray, colors: np.ndarray, alpha: int = 190) -> bytes:
-        """PNG of integer class codes [n_cells] (0..len(colors)-1; <0 = no data)."""
+        """PNG of integer class codes [n_cells] or [len(rows)] (0..len(colors)-1; <0 = no data)."""
         codes = np.asarray(codes, np.int64)
         n = len(colors)
         level = np.where((codes >= 0) & (codes < n), codes, 255).astype(np.uint8)
-        img = np.where(self.mask, level[self._safe_lookup], np.uint8(255))
+        img = self._pixels(level, np.uint8(255))
         palette = np.zeros((256, 3), np.uint8)
         palette[:n] = colors[:n]
         a = np.zeros(256, np.uint8)

@@ -9,12 +9,15 @@ benchmark use it as is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,29 @@ log = logging.getLogger("gair.app")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+EARTH_RADIUS_KM = 6371.0088
+HEAT_BLOCK = 1 << 15  # rows per int8 -> float32 block of the heatmap's matmul
+
+
+def heat_codes(res) -> tuple[np.ndarray, np.ndarray]:
+    """The drawn cells' vectors as int8 codes [R, E] with one scale per row [R]: v ~= scale *
+    code, scale = max|v| / 127 (symmetric per row: a cosine needs no offset term)."""
+    rows = res.raster.rows
+    codes = np.empty((len(rows), res.index.manifest["dim"]), np.int8)
+    scales = np.empty(len(rows), np.float32)
+    for i in range(0, len(rows), 1 << 16):
+        block = np.asarray(res.index.cell_vectors[rows[i : i + (1 << 16)]], np.float32)
+        peak = np.maximum(np.abs(block).max(axis=1), 1e-12)
+        codes[i : i + len(block)] = np.round(block * (127.0 / peak)[:, None]).astype(np.int8)
+        scales[i : i + len(block)] = peak / 127.0
+    return codes, scales
+
+
+HEAT_AFTER_QUIET_S = 0.2  # the heatmap's lookup is built once the first page is drawn
+LOAD_AFTER_QUIET_S = 0.75  # the model loads once no page has run for this long
+LOAD_WAIT_MAX_S = 10.0  # ... or after this long in any case
+
+
 @dataclass
 class Resources:
     """Everything a session reads; shared by all sessions (read-only, thread-safe)."""
@@ -52,24 +78,33 @@ class Resources:
     _raster: object = field(repr=False, default=None)
     _raster_lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
     _layers: dict = field(repr=False, default_factory=dict)
+    _views: OrderedDict = field(repr=False, default_factory=OrderedDict)
     _layers_lock: threading.RLock = field(repr=False, default_factory=threading.RLock)
     _heads: object = field(repr=False, default=None)
     _heads_loaded: bool = field(repr=False, default=False)
     _heads_lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
     _warm_started: bool = field(repr=False, default=False)
+    _page_runs: int = field(repr=False, default=0)  # page scripts running now
+    _last_page_run: float = field(repr=False, default=0.0)  # time.monotonic() of the last end
     heads_error: str | None = None  # why the run's heads are not used (None: usable or absent)
     integrity: dict = field(default_factory=lambda: {"state": "not checked", "error": None})
 
     def verify_in_background(self) -> None:
         """Hash every index file against its manifest in a daemon thread, once per process;
         `integrity["state"]` becomes "ok" or "damaged" (with `error`). Opening already checked
-        sizes, counts, id order and FAISS agreement; this catches the rest (a flipped byte)."""
+        sizes, counts, id order and FAISS agreement; this catches the rest (a flipped byte).
+        It starts once the pages have gone quiet (seconds of hashing per GB: not beside a
+        first page)."""
         with self._heads_lock:
             if self.integrity["state"] != "not checked":
                 return
             self.integrity["state"] = "checking"
 
         def work():
+            self._wait_for_quiet_pages()
+            deadline = time.monotonic() + LOAD_WAIT_MAX_S  # and after the model's load
+            while self._warm_started and not self.model_ready and time.monotonic() < deadline:
+                time.sleep(0.1)
             try:
                 self.index.verify()
                 self.integrity.update(state="ok", error=None)
@@ -108,15 +143,42 @@ class Resources:
         """Whether the model is loaded (a click before that waits for it)."""
         return bool(getattr(self.index.embedder, "loaded", True))
 
+    @contextlib.contextmanager
+    def page_run(self):
+        """Mark a page script run (the model loader waits for the pages to go quiet)."""
+        with self._heads_lock:
+            self._page_runs += 1
+        try:
+            yield
+        finally:
+            with self._heads_lock:
+                self._page_runs -= 1
+                self._last_page_run = time.monotonic()
+
+    def _wait_for_quiet_pages(self, quiet_s: float = LOAD_AFTER_QUIET_S) -> None:
+        """Return once a first page has been drawn and no page has run for `quiet_s` (at most
+        `LOAD_WAIT_MAX_S` from now)."""
+        deadline = time.monotonic() + LOAD_WAIT_MAX_S
+        while time.monotonic() < deadline:
+            with self._heads_lock:
+                idle = time.monotonic() - self._last_page_run
+                busy = self._page_runs > 0 or not self._last_page_run or idle < quiet_s
+            if not busy:
+                return
+            time.sleep(0.05)
+
     def load_model_in_background(self) -> None:
-        """Load the model and the heads in a daemon thread (after the first page is drawn);
-        once per process."""
+        """Load the model and the heads in a daemon thread, once per process, as soon as the
+        pages have been quiet for `LOAD_AFTER_QUIET_S`: the import of torch holds Python's
+        GIL for seconds, so a page (or an eager first click, answered from the index while the
+        model loads: `app.logic.provisional`) is drawn first rather than slowed down."""
         with self._heads_lock:
             if self._warm_started:
                 return
             self._warm_started = True
 
         def work():
+            self._wait_for_quiet_pages()
             loader = getattr(self.index.embedder, "load", None)
             try:
                 if loader is not None:
@@ -153,6 +215,24 @@ class Resources:
         )
 
     @property
+    def spacing(self) -> float:
+        """The cells' typical spacing (radians), computed once: for an H3 grid from its
+        resolution (the distance between neighbouring centres, sqrt(3) x the mean edge),
+        else measured (`app.extent.cell_spacing`, ~1 s per 4 M cells)."""
+        from app.extent import cell_spacing
+
+        def build():
+            spec = str(self.manifest.get("grid", {}).get("spec", ""))
+            if spec.startswith("h3:") and spec[3:].isdigit() and len(self.cell_latlon) > 1:
+                import h3
+
+                edge_km = h3.average_hexagon_edge_length(int(spec[3:]), "km")
+                return math.sqrt(3.0) * edge_km / EARTH_RADIUS_KM
+            return cell_spacing(self.cell_latlon[:, 0], self.cell_latlon[:, 1])
+
+        return self.cached("__spacing__", build)
+
+    @property
     def extent(self):
         """The index's area (`app.extent.Extent`): the source's recorded bounds, else the
         cells' box; global for the demo."""
@@ -173,9 +253,45 @@ class Resources:
                     from app.raster import CellRaster
 
                     self._raster = CellRaster.for_cells(
-                        self.cell_latlon[:, 0], self.cell_latlon[:, 1]
+                        self.cell_latlon[:, 0], self.cell_latlon[:, 1], spacing=self.spacing
                     )
         return self._raster
+
+    def warm_heatmap(self, after_first_page: bool = False) -> None:
+        """Build the rasteriser and the heatmap's vectors now (a background thread at start:
+        `after_first_page` waits for the first page, so as not to slow it; a click before
+        then builds them itself)."""
+        if after_first_page:
+            self._wait_for_quiet_pages(HEAT_AFTER_QUIET_S)
+        self.heat_similarity(np.zeros(self.index.manifest["dim"], np.float32))
+
+    def heat_similarity(self, vec: np.ndarray) -> np.ndarray:
+        """Cosine of `vec` [E] to the cells the heatmap draws (`raster.rows`) [len(rows)], from a
+        resident int8 copy of those rows (at most one per pixel of the overlay, so bounded at
+        any index size: 95 MB and ~70 ms for the 3.7e5 rows of a 4 M-cell index on one core;
+        cosine error <= ~0.003, `heat_codes`)."""
+        codes, scales = self.cached("__heat_vectors__", lambda: heat_codes(self))
+        vec = np.asarray(vec, np.float32)
+        out = np.empty(len(codes), np.float32)
+        for i in range(0, len(codes), HEAT_BLOCK):
+            np.matmul(
+                codes[i : i + HEAT_BLOCK].astype(np.float32), vec, out=out[i : i + HEAT_BLOCK]
+            )
+        return out * scales
+
+    def cached_view(self, key, build, most: int = 48):
+        """An overlay drawn for one map view (`app.logic.detail`): `build()` on first use, kept
+        among the `most` recently used (views are many, each image ~100 kB)."""
+        with self._layers_lock:
+            if key in self._views:
+                self._views.move_to_end(key)
+                return self._views[key]
+        value = build()
+        with self._layers_lock:
+            self._views[key] = value
+            while len(self._views) > most:
+                self._views.popitem(last=False)
+        return value
 
     def cached(self, name: str, build):
         """Something computed once per process from the index (a map layer, the gallery's

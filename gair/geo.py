@@ -32,8 +32,9 @@ Array = np.ndarray  # or a torch.Tensor: every function here works on both
 
 
 def _is_tensor(x) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
+    # getattr: torch may be half-imported by another thread (the app loads it in the background)
+    tensor = getattr(sys.modules.get("torch"), "Tensor", None)
+    return tensor is not None and isinstance(x, tensor)
 
 
 def _lib(x: Array):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,11 @@ def test_app_page_and_click_hide_the_truth(own):
     lat, lon = at.session_state["map_center"]
     at.session_state["point"] = (lat, lon)
     at.run()
+    for _ in range(120):  # while the model loads, a click shows the nearest cell's stored answer
+        if not any("model is loading" in str(i.value) for i in at.info):
+            break
+        time.sleep(1.0)
+        at.run()
     assert not at.exception, [e.value for e in at.exception]
     html = "\n".join(str(m.value) for m in at.markdown)
     assert "gair-bars" in html and "truth:" not in html  # class bars without a truth mark

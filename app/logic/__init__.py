@@ -11,8 +11,10 @@ One module per job; this package re-exports their public names (`from app import
 - `streetviews`: gallery images (LRU-cached) and the top-k street views of an embedding;
 - `labels`: ground truth (demo indexes only) and head predictions at a point;
 - `novelty`: whether a photo is like anything in the gallery (out-of-distribution warning);
-- `places`: top-k places and the similarity heatmap over all cells;
+- `places`: top-k places and the similarity heatmap over the cells the map draws;
 - `queries`: `click_result`, `image_search`, `compare_points`;
+- `provisional`: a click answered from the nearest cell's stored vectors while the model loads;
+- `detail`: overlays redrawn for the map's view when zoomed in on a fine index;
 - `layers`: the map's static overlays (predictions, truth);
 - `export`: the result table, CSV and GeoJSON;
 - `runtime`: the shared thread pool and stopwatch.
@@ -48,10 +50,10 @@ from app.logic.novelty import message as novelty_message
 from app.logic.places import (
     PLACE_COLUMNS,
     SIMILARITY_FLOOR_QUANTILE,
-    exact_cells,
     similarity_overlay,
     top_places,
 )
+from app.logic.provisional import provisional_click
 from app.logic.queries import click_result, compare_points, image_search
 from app.logic.streetviews import (
     THUMB_CACHE_SIZE,
@@ -80,7 +82,6 @@ __all__ = [
     "embed_image",
     "embed_locations",
     "embed_points",
-    "exact_cells",
     "gallery_floor",
     "has_gallery",
     "has_labels",
@@ -93,6 +94,7 @@ __all__ = [
     "parse_coordinates",
     "predictions_for",
     "prepare_photo",
+    "provisional_click",
     "results_table",
     "similarity_overlay",
     "streetview_image",

@@ -43,9 +43,12 @@ UNCERTAIN_BELOW = 0.6
 
 
 def _task_classes(res, name: str) -> list[str] | None:
-    if res.heads is None or name not in res.heads.tasks:
-        return None
-    return list(res.heads.tasks[name].classes)
+    """A head's class names as the run's config.json lists them (without loading the heads,
+    which needs torch: a click answered before the model loads uses this too)."""
+    for task in (getattr(res, "run_config", None) or {}).get("heads", {}).get("tasks") or []:
+        if task.get("name") == name and task.get("classes"):
+            return list(task["classes"])
+    return None
 
 
 def predictions_for(res, emb: np.ndarray, loc: np.ndarray | None = None) -> dict | None:

@@ -170,7 +170,14 @@ def scores_overlay(res, scores: np.ndarray, threshold: float, mode: str) -> dict
         title=f"label set: {title}", kind="continuous", vmin=vmin, vmax=vmax,
         colormap=SCORE_COLORMAP,
     )  # fmt: skip
-    return {"png": png, "legend": legend, "bounds": res.raster.bounds}
+
+    def draw(raster_, rows):
+        return raster_.continuous(
+            scores[rows], vmin, vmax, SCORE_COLORMAP, alpha=(150, 235), hide_below=True
+        )
+
+    key = ("labelset", mode, float(threshold), hash(scores.tobytes()))
+    return {"png": png, "legend": legend, "bounds": res.raster.bounds, "draw": draw, "key": key}
 
 
 def iteration(res, labelset: LabelSet, threshold: float | None = None) -> dict:

@@ -48,20 +48,49 @@ def map_layers(res) -> list[str]:
 
 
 def _cell_predictions(res) -> dict:
-    """Head outputs for every cell: from the index's pred_ columns, else computed once."""
+    """Head outputs for every cell [n_cells] (class index or value): from the index's `pred_`
+    columns (written by the build with the same heads), else computed once from the vectors."""
 
     def build():
-        vecs = res.index.cell_vectors
-        locs = res.index.cell_location
+        from gair.run_dir import heads_sha256
+
+        built_with = res.manifest.get("heads_sha256")
+        current = built_with is not None and built_with == heads_sha256(res.run_dir)
         out: dict = {}
-        for i in range(0, len(vecs), 16384):
-            j = slice(i, i + 16384)
-            x = {"inr": np.array(vecs[j]), "location": np.array(locs[j])}
-            for name, y in res.heads.predict(x).items():
-                out.setdefault(name, []).append(y if y.ndim == 1 else y.argmax(-1))
-        return {name: np.concatenate(parts) for name, parts in out.items()}
+        for name, task in res.heads.tasks.items():
+            col = f"pred_{name}"
+            if not current or col not in res.cells:
+                return _predict_cells(res)
+            values = res.cells[col]
+            if task.kind == "regression":
+                out[name] = values.to_numpy(np.float32)
+            else:
+                out[name] = class_codes(values, task.classes)
+        return out
 
     return res.cached_layer("__cell_predictions__", build)
+
+
+def class_codes(values, classes) -> np.ndarray:
+    """Positions [n] int64 of class names `values` (a Series) in `classes` (-1: not a class)."""
+    import pandas as pd
+
+    cat = pd.Series(values).astype("category")
+    index = {c: i for i, c in enumerate(classes)}
+    lookup = np.array([index.get(str(c), -1) for c in cat.cat.categories] + [-1], np.int64)
+    return lookup[cat.cat.codes.to_numpy()]  # code -1 (missing) -> the trailing -1
+
+
+def _predict_cells(res) -> dict:
+    vecs = res.index.cell_vectors
+    locs = res.index.cell_location
+    out: dict = {}
+    for i in range(0, len(vecs), 16384):
+        j = slice(i, i + 16384)
+        x = {"inr": np.asarray(vecs[j], np.float32), "location": np.asarray(locs[j], np.float32)}
+        for name, y in res.heads.predict(x).items():
+            out.setdefault(name, []).append(y if y.ndim == 1 else y.argmax(-1))
+    return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
 def layer_overlay(res, name: str) -> dict | None:
@@ -118,10 +147,16 @@ def _continuous_layer(res, values, title, label) -> dict:
     )
     cmap = "terrain" if "elevation" in label else "viridis"
     png = res.raster.continuous(values, vmin, vmax, cmap, alpha=(170, 210))
+
+    def draw(raster_, rows):
+        return raster_.continuous(values[rows], vmin, vmax, cmap, alpha=(170, 210))
+
     return {
         "png": png,
         "legend": raster.Legend(title, "continuous", vmin, vmax, cmap),
         "bounds": res.raster.bounds,
+        "draw": draw,
+        "key": ("layer", title),
     }
 
 
@@ -135,4 +170,14 @@ def _class_layer(res, codes, classes, colors, title) -> dict:
     legend = raster.Legend(
         title, "classes", classes=[(classes[i], raster.hex_color(colors[i])) for i in present]
     )
-    return {"png": png, "legend": legend, "bounds": res.raster.bounds}
+
+    def draw(raster_, rows):
+        return raster_.classes(codes[rows], colors)
+
+    return {
+        "png": png,
+        "legend": legend,
+        "bounds": res.raster.bounds,
+        "draw": draw,
+        "key": ("layer", title),
+    }

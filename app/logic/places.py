@@ -1,5 +1,5 @@
 """Places (grid cells) similar to an embedding: the top-k table and the similarity heatmap
-over all cells.
+over the cells the map draws.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ SIMILARITY_FLOOR_QUANTILE = 0.8  # the similarity overlay colours the top 20% of
 
 
 def similarity_overlay(res, sims: np.ndarray, title: str) -> dict:
-    """One colour-mapped PNG of per-cell similarities (Web Mercator rows) and its legend."""
+    """One colour-mapped PNG of per-cell similarities (Web Mercator rows) and its legend;
+    `sims` [n_cells] or only for the cells drawn [len(res.raster.rows)], whose quantiles then
+    stand for all cells' (they are spread over the whole map, at most one per pixel)."""
     sims = np.asarray(sims, np.float32)
     vmax = float(sims.max()) if len(sims) else 1.0
     vmin = float(np.quantile(sims, SIMILARITY_FLOOR_QUANTILE)) if len(sims) else 0.0
@@ -25,6 +27,20 @@ def similarity_overlay(res, sims: np.ndarray, title: str) -> dict:
     png = res.raster.continuous(sims, vmin, vmax, "inferno", alpha=(90, 235), hide_below=True)
     legend = raster.Legend(title=title, kind="continuous", vmin=vmin, vmax=vmax, colormap="inferno")
     return {"png": png, "legend": legend, "bounds": res.raster.bounds}
+
+
+def similarity_layer(res, vec: np.ndarray, title: str) -> dict:
+    """The similarity overlay of an embedding [E], redrawable at any zoom (`draw`: the same
+    colours over other cells, `app.logic.detail`)."""
+    vec = np.asarray(vec, np.float32)
+    overlay = similarity_overlay(res, res.heat_similarity(vec), title)
+    vmin, vmax = overlay["legend"].vmin, overlay["legend"].vmax
+
+    def draw(raster_, rows):
+        sims = res.index.similarity_to_rows(vec, rows)
+        return raster_.continuous(sims, vmin, vmax, "inferno", alpha=(90, 235), hide_below=True)
+
+    return {**overlay, "draw": draw, "key": ("similarity", vec.tobytes(), title)}
 
 
 PLACE_COLUMNS = (
@@ -56,37 +72,13 @@ def _tidy_places(places: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def exact_cells(res) -> bool:
-    """True when the cell index is exact (FAISS Flat): its top-k equal a sort of all scores."""
-    return str(res.manifest.get("cells", {}).get("factory", "")).startswith("Flat")
-
-
-def top_places(
-    res, vec: np.ndarray, k: int, origin=None, sims: np.ndarray | None = None
-) -> pd.DataFrame:
-    """Top-k cells for an embedding. With the scores of all cells at hand (computed anyway for
-    the heatmap) and an exact index, the top-k come from those scores: one pass over the cell
-    vectors per query instead of two. Otherwise the index's own search (IVF/HNSW) answers."""
-    if sims is None or not exact_cells(res):
-        return _tidy_places(res.index.search_cells(vec, k, origin=origin))
-    from gair import geo
-
-    k = max(1, min(int(k), len(sims)))
-    idx = np.argpartition(-sims, k - 1)[:k]
-    idx = idx[np.argsort(-sims[idx], kind="stable")]
-    hits = res.cells.iloc[idx].drop(columns=["geometry"], errors="ignore").reset_index(drop=True)
-    hits.insert(0, "similarity", sims[idx].astype(float))
-    hits.insert(0, "rank", np.arange(1, len(hits) + 1))
-    if origin is not None:
-        hits["distance_km"] = geo.haversine_km(
-            np.asarray(origin, np.float64)[None], hits[["lat", "lon"]].to_numpy()
-        )
-    return _tidy_places(hits)
+def top_places(res, vec: np.ndarray, k: int, origin=None) -> pd.DataFrame:
+    """Top-k cells for an embedding (the index's search: int8 shortlist, float16 re-rank)."""
+    return _tidy_places(res.index.search_cells(vec, k, origin=origin))
 
 
 def _places_and_overlay(res, vec, k, origin, heatmap: bool, title: str) -> tuple:
     t = time.perf_counter()
-    sims = res.index.similarity_to_all_cells(vec)
-    places = top_places(res, vec, k, origin=origin, sims=sims)
-    overlay = similarity_overlay(res, sims, title) if heatmap else None
+    places = top_places(res, vec, k, origin=origin)
+    overlay = similarity_layer(res, vec, title) if heatmap else None
     return places, overlay, _ms(t)
