@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET_P95_MS = 250.0
 TARGET_COLD_S = 10.0
 TARGET_RSS_GIB = 2.0
+LARGE_CELLS = 1_000_000  # from here on (issue 17): p95 <= 400 ms, RSS <= 3 GiB
+LARGE_TARGETS = (400.0, 3.0)
 
 
 def rss_gib() -> tuple[float, float]:
@@ -65,7 +67,7 @@ t1 = time.perf_counter()
 configure_threads()
 res = open_resources(Settings(index={index!r}))
 t2 = time.perf_counter()
-res.raster
+res.warm_heatmap()
 t3 = time.perf_counter()
 res.index.embedder.load()  # the app does this in the background after its first page
 res.heads
@@ -152,6 +154,7 @@ def main(argv=None) -> int:
     p.add_argument("--clicks-per-session", type=int, default=12)
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")
+    p.add_argument("--out", default="app", help="result name (benchmarks/results/OUT.json)")
     args = p.parse_args(argv)
     if not (Path(args.index) / "manifest.json").is_file():
         print(
@@ -174,7 +177,10 @@ def main(argv=None) -> int:
 
     configure_threads()
     res = open_resources(Settings(index=args.index))
-    _ = res.raster
+    target_ms, target_gib = (
+        LARGE_TARGETS if len(res.cells) >= LARGE_CELLS else (TARGET_P95_MS, TARGET_RSS_GIB)
+    )
+    res.warm_heatmap()
     load_before = os.getloadavg()
 
     # -- single session: random land clicks -------------------------------------------------
@@ -199,8 +205,8 @@ def main(argv=None) -> int:
         "map_layers_p50_ms": round(pct(layer_ms, 50), 1),
         "map_layers_p95_ms": round(pct(layer_ms, 95), 1),
         "click_plus_map_p95_ms": round(pct(np.add(lat_ms, layer_ms), 95), 1),
-        "target_p95_ms": TARGET_P95_MS,
-        "meets_target": pct(lat_ms, 95) <= TARGET_P95_MS,
+        "target_p95_ms": target_ms,
+        "meets_target": pct(lat_ms, 95) <= target_ms,
     }
     print(
         f"single session: p50 {single['p50_ms']} ms, p95 {single['p95_ms']} ms (+ map layers p50 {single['map_layers_p50_ms']} ms)",
@@ -273,8 +279,8 @@ def main(argv=None) -> int:
     memory = {
         "rss_gib": round(cur, 3),
         "peak_rss_gib": round(peak, 3),
-        "target_gib": TARGET_RSS_GIB,
-        "meets_target": peak <= TARGET_RSS_GIB,
+        "target_gib": target_gib,
+        "meets_target": peak <= target_gib,
     }
     print(f"memory: rss {cur:.2f} GiB, peak {peak:.2f} GiB", flush=True)
 
@@ -282,7 +288,7 @@ def main(argv=None) -> int:
 
     m = res.manifest
     write_result(
-        "app",
+        args.out,
         {
             "index": {
                 "dir": str(args.index),
@@ -291,6 +297,10 @@ def main(argv=None) -> int:
                 "gallery": len(res.gallery),
                 "dim": m["dim"],
                 "factory": m["cells"]["factory"],
+                "nprobe": m["cells"].get("nprobe"),
+                "rerank": m["cells"].get("rerank"),
+                "recall_at_10": m["cells"].get("recall_at_10"),
+                "jittered_from": m.get("jittered_from"),
             },
             "checkpoint": str(res.run_dir),
             "k": args.k,

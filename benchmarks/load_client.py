@@ -35,6 +35,7 @@ class Session:
     computed_ms: float | None = None
     errors: list = field(default_factory=list)
     bytes_in: int = 0
+    auto_reruns: dict = field(default_factory=dict)  # fragment id -> seconds (`run_every`)
 
     async def connect(self) -> None:
         import websockets
@@ -59,6 +60,10 @@ class Session:
                     self._element(msg.delta.new_element, msg.delta.fragment_id)
                 elif kind == "script_finished":
                     self.runs.put_nowait(msg.script_finished)
+                elif kind == "auto_rerun":  # a browser reruns such fragments on a timer
+                    self.auto_reruns[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
+                elif kind == "stop_auto_rerun":
+                    self.auto_reruns.pop(msg.stop_auto_rerun.fragment_id, None)
         except Exception as err:  # the connection closed: the waiters see it
             self.runs.put_nowait(err)
 
@@ -129,6 +134,26 @@ class Session:
         if self.computed_ms is None:
             self.errors.append(f"click ({lat:.3f}, {lon:.3f}): the page shows no result")
         return dt
+
+    async def until_app_rerun(self, timeout: float = 60.0) -> float:
+        """Rerun the auto-rerunning fragments on their timers, as a browser does, until one of
+        them reruns the whole page (e.g. the app's wait for the model); seconds."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        t = time.perf_counter()
+        while time.perf_counter() - t < timeout:
+            for fragment_id in list(self.auto_reruns):
+                await self._rerun(fragment_id)
+            tick = min(self.auto_reruns.values(), default=1.0)
+            try:
+                item = await asyncio.wait_for(self.runs.get(), tick)
+            except TimeoutError:
+                continue
+            if isinstance(item, Exception):
+                raise item
+            if item == ForwardMsg.FINISHED_SUCCESSFULLY:
+                return time.perf_counter() - t
+        raise TimeoutError(f"no page rerun within {timeout} s")
 
     async def close(self) -> None:
         if self.ws is not None:
