@@ -299,6 +299,8 @@ def test_empty_gallery_is_a_valid_index(embedder, tmp_path):
     grid = object.__new__(GridIndex)  # just what the searches use
     grid.manifest, grid._lock = {"dim": dim}, vectors.SearchLock()
     grid.cells, grid.cell_index, grid.streetviews, grid.sv_index = cells, cell_index, table, index
+    grid.cell_searcher = vectors.Searcher(cell_index, cell_vecs, 0)
+    grid.sv_searcher = vectors.Searcher(index, np.zeros((0, dim), np.float16), 0)
     hits = grid.search_streetviews(cell_vecs[0], k=5, origin=(0.0, 0.0))
     assert hits.empty
     assert list(hits.columns[:2]) == ["rank", "similarity"]

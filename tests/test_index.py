@@ -50,7 +50,8 @@ def test_manifest_and_files(built):
         "streetviews.faiss",
     ):
         assert (out / name).is_file(), name
-    assert manifest["cells"]["factory"] == "Flat" and manifest["cells"]["recall_at_10"] == 1.0
+    # exact search over the stored float16 vectors, measured against the float32 embeddings
+    assert manifest["cells"]["factory"] == "Flat" and manifest["cells"]["recall_at_10"] >= 0.95
     assert manifest["encoder_passes_per_point"] < 0.5  # tile batching: one pass serves many cells
     assert manifest["cells"]["bytes_per_vector"] >= 4 * manifest["dim"]
     assert manifest["cells"]["stored_dtype"] == "float16"
