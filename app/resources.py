@@ -155,14 +155,17 @@ class Resources:
                 self._page_runs -= 1
                 self._last_page_run = time.monotonic()
 
-    def _wait_for_quiet_pages(self, quiet_s: float = LOAD_AFTER_QUIET_S) -> None:
-        """Return once a first page has been drawn and no page has run for `quiet_s` (at most
-        `LOAD_WAIT_MAX_S` from now)."""
+    def _wait_for_quiet_pages(
+        self, quiet_s: float = LOAD_AFTER_QUIET_S, first_page: bool = False
+    ) -> None:
+        """Return once no page has run for `quiet_s` (with `first_page`: and a first page has
+        been drawn), at most `LOAD_WAIT_MAX_S` from now. Outside the app (no pages) at once."""
         deadline = time.monotonic() + LOAD_WAIT_MAX_S
         while time.monotonic() < deadline:
             with self._heads_lock:
                 idle = time.monotonic() - self._last_page_run
-                busy = self._page_runs > 0 or not self._last_page_run or idle < quiet_s
+                busy = self._page_runs > 0 or idle < quiet_s
+                busy = busy or (first_page and not self._last_page_run)
             if not busy:
                 return
             time.sleep(0.05)
@@ -262,7 +265,7 @@ class Resources:
         `after_first_page` waits for the first page, so as not to slow it; a click before
         then builds them itself)."""
         if after_first_page:
-            self._wait_for_quiet_pages(HEAT_AFTER_QUIET_S)
+            self._wait_for_quiet_pages(HEAT_AFTER_QUIET_S, first_page=True)
         self.heat_similarity(np.zeros(self.index.manifest["dim"], np.float32))
 
     def heat_similarity(self, vec: np.ndarray) -> np.ndarray:
