@@ -5,6 +5,8 @@ output is the local engine's; a cluster is used when RAY_ADDRESS is set, else a 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +32,22 @@ class _ShardWorker:
         return {"shard": batch["shard"]}
 
 
+def absolute_paths(spec):
+    """The spec with its local paths absolute: a cluster's actors (`ray start`) do not run in
+    the driver's working directory, so `data/world` would name nothing there."""
+
+    def local(path):
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    return replace(
+        spec,
+        checkpoint=local(spec.checkpoint),
+        world=local(spec.world),
+        source=[local(p) for p in spec.source] if spec.source else spec.source,
+        gallery_csv=local(spec.gallery_csv),
+    )
+
+
 def run_ray(spec, latlon: np.ndarray, work) -> None:
     import ray
 
@@ -38,11 +56,18 @@ def run_ray(spec, latlon: np.ndarray, work) -> None:
     todo = pending_shards(work, len(latlon), spec.shard_size)
     if not todo:
         return
+    spec, work = absolute_paths(spec), Path(work).resolve()  # actors run in other dirs
     started_here = not ray.is_initialized()
     if started_here:
         address = os.environ.get("RAY_ADDRESS")
         kwargs = {} if address else {"num_cpus": spec.workers, "include_dashboard": False}
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **kwargs)
+        try:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **kwargs)
+        except ConnectionError as err:
+            raise ValueError(
+                f"RAY_ADDRESS={address!r}: no Ray cluster answers there ({str(err)[:120]}); "
+                "start one with `ray start --head`, or unset RAY_ADDRESS for a local Ray"
+            ) from err
     try:
         items = [
             {"shard": i, "latlon": latlon[i * spec.shard_size : (i + 1) * spec.shard_size]}

@@ -62,3 +62,19 @@ def test_kill_9_during_a_ray_build_then_resume_equals_uninterrupted(
     local, _ = small_index  # the same spec, local engine, never interrupted
     np.testing.assert_allclose(np.load(out / "cells.npy"), np.load(local / "cells.npy"), atol=2e-6)
     assert not work.exists()
+
+
+def test_ray_actors_get_absolute_paths(tmp_path, monkeypatch):
+    """A cluster's actors (`ray start`) do not run in the driver's directory: local paths go to
+    them absolute; what does not exist locally (a URL, a typo) is passed on unchanged."""
+    from index.build import BuildSpec
+    from index.ray_engine import absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "world").mkdir()
+    (tmp_path / "run").mkdir()
+    spec = BuildSpec(checkpoint="run", world="world", source=["world", "nowhere.tif"])
+    out = absolute_paths(spec)
+    assert out.checkpoint == str(tmp_path / "run") and out.world == str(tmp_path / "world")
+    assert out.source == [str(tmp_path / "world"), "nowhere.tif"]
+    assert out.gallery_csv is None and out.grid == spec.grid
