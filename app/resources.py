@@ -32,13 +32,13 @@ from app.index_source import (
     source_kind,
 )
 from app.settings import DEFAULT_INDEX, Settings, SetupError, embedder_device  # noqa: F401
+from gair import geo
 
 log = logging.getLogger("gair.app")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-EARTH_RADIUS_KM = 6371.0088
 HEAT_BLOCK = 1 << 15  # rows per int8 -> float32 block of the heatmap's matmul
 
 
@@ -230,7 +230,7 @@ class Resources:
                 import h3
 
                 edge_km = h3.average_hexagon_edge_length(int(spec[3:]), "km")
-                return math.sqrt(3.0) * edge_km / EARTH_RADIUS_KM
+                return math.sqrt(3.0) * edge_km / geo.EARTH_RADIUS_KM
             return cell_spacing(self.cell_latlon[:, 0], self.cell_latlon[:, 1])
 
         return self.cached("__spacing__", build)
@@ -259,6 +259,14 @@ class Resources:
                         self.cell_latlon[:, 0], self.cell_latlon[:, 1], spacing=self.spacing
                     )
         return self._raster
+
+    def stored_predictions_current(self) -> bool:
+        """Whether the index's `pred_` columns come from the run's current heads (the build
+        recorded their SHA-256; `gair eval` may have retrained them since). No torch."""
+        from gair.run_dir import heads_sha256
+
+        built_with = self.manifest.get("heads_sha256")
+        return built_with is not None and built_with == heads_sha256(self.run_dir)
 
     def warm_heatmap(self, after_first_page: bool = False) -> None:
         """Build the rasteriser and the heatmap's vectors now (a background thread at start:

@@ -302,10 +302,14 @@ class GridIndex:
 
     def similarity_to_all_cells(self, vec: np.ndarray, block: int = 1 << 16) -> np.ndarray:
         """Cosine similarity of `vec` to every cell [N] float32 (heatmaps, label sets), from the
-        stored float16 vectors read in blocks of `block` rows: memory stays bounded at any N
-        (~0.3 s per million cells on one core), and the pages read are not kept mapped."""
+        stored float16 vectors read in blocks of `block` rows (`vectors.StoredVectors`): memory
+        stays bounded at any N, and the pages read are not kept mapped."""
         vec = self._check_vec(vec)
-        return blocked_dot(self.dir / "cells.npy", vec, block)
+        out = np.empty(len(self.cell_vectors), np.float32)
+        for start in range(0, len(out), block):  # each slice is read and unmapped by itself
+            rows = self.cell_vectors[start : start + block]
+            np.matmul(rows.astype(np.float32), vec, out=out[start : start + len(rows)])
+        return out
 
     def similarity_to_rows(self, vec: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosine similarity of `vec` to the cells at row positions `rows` [n] -> [n] float32."""
@@ -333,28 +337,3 @@ def _read_table(path: Path) -> pd.DataFrame:
     text = [c for c in names if c not in ID_COLUMNS and is_text(schema.field(c).type)]
     table = pq.read_table(path, columns=names, read_dictionary=text)  # text -> categorical
     return table.to_pandas()
-
-
-def blocked_dot(npy_path: Path, vec: np.ndarray, block: int = 1 << 16) -> np.ndarray:
-    """vectors @ vec [N] float32 for the [N, E] array in an .npy file, read `block` rows at a
-    time with plain reads (not a memory map, so the process's resident memory stays at one
-    block whatever N is; the OS page cache still serves repeated scans)."""
-    with open(npy_path, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        read_header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran, dtype = read_header(fh)
-        if fortran or len(shape) != 2:
-            raise ValueError(f"{npy_path}: expected a C-order [N, E] array, got {shape}")
-        n, dim = shape
-        out = np.empty(n, np.float32)
-        buf = np.empty((block, dim), dtype)
-        for start in range(0, n, block):
-            rows = min(block, n - start)
-            view = buf[:rows]
-            fh.readinto(memoryview(view).cast("B"))
-            np.matmul(view.astype(np.float32), vec, out=out[start : start + rows])
-    return out

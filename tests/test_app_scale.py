@@ -195,7 +195,7 @@ def test_stored_predictions_only_while_the_heads_are_the_builds(res, monkeypatch
     assert provisional.stored_predictions(res, row) is None
     tasks = [{"name": "koppen", "kind": "classification", "units": "", "input": "inr"},
              {"name": "elevation_m", "kind": "regression", "units": "m", "input": "location"}]  # fmt: skip
-    monkeypatch.setattr(provisional, "heads_sha256", lambda run_dir: "abc")
+    monkeypatch.setattr("gair.run_dir.heads_sha256", lambda run_dir: "abc")
     monkeypatch.setitem(res.manifest, "heads_sha256", "abc")
     monkeypatch.setattr(res, "run_config", {**res.run_config, "heads": {"tasks": tasks}})
     cells = res.cells.copy()

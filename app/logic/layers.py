@@ -52,10 +52,7 @@ def _cell_predictions(res) -> dict:
     columns (written by the build with the same heads), else computed once from the vectors."""
 
     def build():
-        from gair.run_dir import heads_sha256
-
-        built_with = res.manifest.get("heads_sha256")
-        current = built_with is not None and built_with == heads_sha256(res.run_dir)
+        current = res.stored_predictions_current()
         out: dict = {}
         for name, task in res.heads.tasks.items():
             col = f"pred_{name}"

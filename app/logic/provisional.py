@@ -21,7 +21,6 @@ from app.logic.labels import UNCERTAIN_BELOW, truth_at
 from app.logic.places import _places_and_overlay
 from app.logic.runtime import _ms
 from app.logic.streetviews import _views
-from gair.run_dir import heads_sha256
 
 WINDOW_DEG = 2.0  # cells searched first: within this many degrees of latitude
 
@@ -44,8 +43,7 @@ def stored_predictions(res, row: int) -> dict | None:
     """The heads' predictions the build stored for cell `row` (`pred_<task>`, `pred_<task>_p`),
     shaped like `labels.predictions_for` (classes: the top one only); None when the index has
     none or the run's heads changed since the build."""
-    built_with = res.manifest.get("heads_sha256")
-    if built_with is None or built_with != heads_sha256(res.run_dir):
+    if not res.stored_predictions_current():
         return None
     tasks = (res.run_config.get("heads") or {}).get("tasks") or []
     cell = res.cells.iloc[row]
