@@ -115,6 +115,22 @@ class Resources:
         threading.Thread(target=work, name="gair-verify", daemon=True).start()
 
     @property
+    def streetview_weight(self) -> float:
+        """The location weight of a place's street-view query (`gair.place_query`), as
+        `gair eval` chose it for the run; 0 (the INR embedding alone) when it has none or the
+        record is malformed (logged)."""
+        from gair.place_query import DEFAULT_WEIGHT, KEY, from_json
+
+        record = self.run_config.get(KEY)
+        if not isinstance(record, dict) or "location_weight" not in record:
+            return DEFAULT_WEIGHT
+        try:
+            return from_json(record["location_weight"])
+        except ValueError as err:
+            log.warning("%s/config.json: %s; street views use the INR alone", self.run_dir, err)
+            return DEFAULT_WEIGHT
+
+    @property
     def head_names(self) -> list[str]:
         """Tasks the run's prediction heads answer, from config.json (no torch needed)."""
         meta = self.run_config.get("heads") or {}

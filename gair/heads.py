@@ -8,7 +8,8 @@ weights) and raises a one-line ValueError naming the task and the disagreement, 
 `Heads.predict` takes point embeddings [N, E] (E the size the heads were trained for, finite),
 or a dict of the inputs the heads use: {"inr": [N, E], "location": [N, E]}. Each head says its
 input ("inr", "location" or "inr+location", the two concatenated) and, for classes, the
-temperature calibrated on the val split (probabilities = softmax(logits / T)).
+temperature calibrated on the val split (probabilities = softmax(logits / T)); regression heads
+may carry a prediction interval fitted on the val split (`gair.intervals`, `Heads.intervals`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gair.atomic import atomic_path, locked_dir, write_json
 from gair.checkpoint import file_sha256, read_run_config
 from gair.evaluation.probes import Probe
 from gair.evaluation.tasks import KOPPEN, Task, task_from_dict
+from gair.intervals import Interval
 
 HEADS_FILE = "heads.safetensors"
 PROBE_KINDS = ("linear", "mlp")
@@ -42,8 +44,10 @@ class Heads:
         kinds: dict[str, str],
         inputs: dict[str, str] | None = None,
         temperatures: dict[str, float] | None = None,
+        intervals: dict[str, Interval] | None = None,
     ):
         self.tasks = {t.name: t for t in tasks}
+        self.intervals = dict(intervals or {})  # regression task -> its val-fitted interval
         self.probes = probes
         self.kinds = kinds
         self.inputs = {name: "inr" for name in self.tasks} | dict(inputs or {})
@@ -56,6 +60,9 @@ class Heads:
         bad = {n: i for n, i in self.inputs.items() if i not in INPUTS}
         if bad:
             raise ValueError(f"Heads: inputs must be one of {list(INPUTS)}, got {bad}")
+        odd = [n for n in self.intervals if self.tasks.get(n, Task(n, "")).kind != "regression"]
+        if odd:
+            raise ValueError(f"Heads: intervals are for regression tasks only, got {odd}")
         bad_t = {n: t for n, t in self.temperatures.items() if not (np.isfinite(t) and t > 0)}
         if bad_t:
             raise ValueError(f"Heads: temperatures must be positive numbers, got {bad_t}")
@@ -95,6 +102,11 @@ class Heads:
                         "temperature": float(self.temperatures[t.name]),
                         "hidden": _hidden(self.probes[t.name]),
                     }
+                    | (
+                        {"interval": self.intervals[t.name].to_dict()}
+                        if t.name in self.intervals
+                        else {}
+                    )
                     for t in self.tasks.values()
                 ],
             }
@@ -131,13 +143,19 @@ class Heads:
         descs = meta.get("tasks")
         if not isinstance(descs, list) or not descs:
             raise ValueError(f"{run_dir}/config.json: heads.tasks must be a non-empty list")
-        tasks, probes, kinds, inputs, temps = [], {}, {}, {}, {}
+        tasks, probes, kinds, inputs, temps, intervals = [], {}, {}, {}, {}, {}
         for d in descs:
             task, probe_kind, in_dim = _check_task(d, path, embed_dim, seen=set(kinds))
             n_out = 1 if task.kind == "regression" else len(task.classes)
             probe = Probe(in_dim, n_out, probe_kind, hidden=d.get("hidden") or 128)
             inputs[task.name] = d.get("input", "inr")
             temps[task.name] = d.get("temperature", 1.0)
+            if d.get("interval") is not None:
+                if task.kind != "regression":
+                    raise ValueError(f"{path}: head {task.name!r}: only regression has intervals")
+                intervals[task.name] = Interval.from_dict(
+                    d["interval"], f"{path}: head {task.name!r} interval"
+                )
             prefix = f"{task.name}."
             own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             _check_tensors(task, own, probe.state_dict(), path, probe_kind, in_dim)
@@ -148,7 +166,7 @@ class Heads:
         extra = sorted(k for k in state if k.split(".", 1)[0] not in kinds)
         if extra:
             raise ValueError(f"{path} holds tensors of no task in config.json: {extra[:5]}")
-        return cls(tasks, probes, kinds, inputs, temps)
+        return cls(tasks, probes, kinds, inputs, temps, intervals)
 
     def _embeddings(self, embeddings) -> torch.Tensor:
         """Validated embeddings [N, E] as a float32 tensor."""

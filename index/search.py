@@ -234,15 +234,29 @@ class GridIndex:
         with self._embed_lock:
             return self.embedder.point(np.array([[lat, lon]]))[0]
 
+    @property
+    def streetview_weight(self) -> float:
+        """The location weight of a place's street-view query (`gair.place_query`) that
+        `gair eval` chose for the checkpoint (0, the INR embedding alone, when it has none)."""
+        from gair.place_query import run_weight
+
+        return run_weight(self.embedder.run_dir)
+
     def query_point(self, lat: float, lon: float, k: int = 10) -> dict:
-        """Nearest cells and street views to the INR embedding of (lat, lon)."""
+        """Nearest cells to the INR embedding of (lat, lon); nearest street views to the
+        place's query (`gair.place_query`: INR + the run's weight x location embedding)."""
+        from gair.place_query import place_query
+
         lat, lon = geo.validate_point(lat, lon)
         vec = self.embed_point(lat, lon)
+        with self._embed_lock:
+            loc = self.embedder.location(np.array([[lat, lon]]))[0]
+        query = place_query(vec, loc, self.streetview_weight)
         return {
             "query": {"kind": "point", "lat": lat, "lon": lon},
             "embedding": vec,
             "cells": self.search_cells(vec, k, origin=(lat, lon)),
-            "streetviews": self.search_streetviews(vec, k, origin=(lat, lon)),
+            "streetviews": self.search_streetviews(query, k, origin=(lat, lon)),
         }
 
     def query_image(self, image: np.ndarray, k: int = 10) -> dict:
@@ -263,8 +277,11 @@ class GridIndex:
             raise ValueError(
                 f"cell {cell_id!r} is not in this index ({self.manifest['grid']['spec']})"
             )
+        from gair.place_query import place_query
+
         row = self.cells.iloc[i]
         vec = np.asarray(self.cell_vectors[i], np.float32)
+        loc = np.asarray(self.cell_location[i], np.float32)
         origin = (row["lat"], row["lon"])
         return {
             "query": {
@@ -275,7 +292,9 @@ class GridIndex:
             },
             "embedding": vec,
             "cells": self.search_cells(vec, k, origin=origin),
-            "streetviews": self.search_streetviews(vec, k, origin=origin),
+            "streetviews": self.search_streetviews(
+                place_query(vec, loc, self.streetview_weight), k, origin=origin
+            ),
         }
 
     def locate_view(self, vec: np.ndarray) -> tuple[float, float]:

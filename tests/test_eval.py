@@ -176,3 +176,87 @@ def test_claims_are_checked_from_eval_json(evaluated, capsys):
     assert out.startswith("| claim |") and code == (
         0 if all(ok for ok, _ in checks.values()) else 1
     )
+
+
+def test_nearest_street_view_rows_and_the_weight_chosen_on_val(evaluated):
+    from gair.place_query import WEIGHTS, from_json, run_weight
+
+    run, result = evaluated
+    rows = [r for r in result["rows"] if r["task"].startswith("nearest-street-view")]
+    have = {(r["task"], r["method"], r["input"]) for r in rows if r["split"] == "test"}
+    for method in ("gair", "random-init"):
+        for inp in ("inr", "location", "query"):
+            assert ("nearest-street-view", method, inp) in have
+    assert {("nearest-street-view", b, "none") for b in ("random-view", "closest-view")} <= have
+    assert ("nearest-street-view-no-signs", "gair", "query") in have
+    decision = result["decisions"]["streetview_query"]
+    weight = from_json(decision["location_weight"])
+    assert weight in WEIGHTS and len(decision["val_median_km"]) == len(WEIGHTS)
+    assert decision["val_median_km"][str(decision["location_weight"])] == min(
+        decision["val_median_km"].values()
+    )
+    assert run_weight(run) == weight  # recorded for the app beside the heads
+    med = {
+        (r["method"], r["input"]): r["mean"]
+        for r in rows
+        if r["task"] == "nearest-street-view"
+        and r["metric"] == "median_km"
+        and r["split"] == "test"
+    }
+    assert all(med[("closest-view", "none")] <= km for km in med.values())  # the floor
+    assert "Nearest street view" in markdown_table(result)
+
+
+def test_stages_rerun_keeps_the_other_stages(evaluated, world, tmp_path):
+    import shutil
+
+    run, result = evaluated
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    kw = dict(n_land=700, n_train=150, n_boot=100, geo_queries=30, geo_gallery=1200)
+    again = evaluate(copy, world, stages=("nearest-street-view",), **kw)
+    kept = [r for r in result["rows"] if not r["task"].startswith("nearest-street-view")]
+    assert [r for r in again["rows"] if not r["task"].startswith("nearest-street-view")] == kept
+    assert again["comparisons"] == result["comparisons"]
+    assert again["decisions"] == result["decisions"]  # the same points: the same choice
+    assert again["settings"]["stages_run"] == ["nearest-street-view"]
+    with pytest.raises(ValueError, match="run every stage"):
+        evaluate(copy, world, stages=("retrieval",), **(kw | {"seed": 1}))
+    with pytest.raises(ValueError, match="stages must be"):
+        evaluate(copy, world, stages=("everything",), **kw)
+
+
+def test_place_query_weights():
+    from gair.place_query import describe, from_json, place_query
+
+    inr = np.array([[3.0, 0, 0, 0]], np.float32)
+    loc = np.array([[0, 2.0, 0, 0]], np.float32)
+    assert np.allclose(place_query(inr, loc, 0), [[1, 0, 0, 0]])
+    assert np.allclose(place_query(inr, loc, float("inf")), [[0, 1, 0, 0]])
+    both = place_query(inr, loc, 1.5)
+    assert np.allclose(np.linalg.norm(both, axis=-1), 1) and np.allclose(
+        both, np.array([[1, 1.5, 0, 0]]) / np.hypot(1, 1.5)
+    )
+    with pytest.raises(ValueError, match="location_weight"):
+        place_query(inr, loc, -1)
+    with pytest.raises(ValueError, match="differ in shape"):
+        place_query(inr, loc[:, :3], 1)
+    assert from_json("inf") == float("inf") and "location" in describe(float("inf"))
+    with pytest.raises(ValueError, match="location_weight"):
+        from_json("much")
+
+
+def test_regression_heads_carry_a_val_interval_scored_on_test(evaluated):
+    from gair.heads import Heads
+
+    run, result = evaluated
+    heads = Heads.load(run)
+    regression = {n for n, t in heads.tasks.items() if t.kind == "regression"}
+    assert regression and set(heads.intervals) == regression
+    assert all("interval" in result["heads"][n] for n in regression)
+    cov = [
+        r
+        for r in result["rows"]
+        if r["method"] == "gair-heads" and r["metric"] == "interval80_coverage"
+    ]
+    assert {r["task"] for r in cov} == regression and all(0 <= r["mean"] <= 1 for r in cov)

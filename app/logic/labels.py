@@ -51,9 +51,27 @@ def _task_classes(res, name: str) -> list[str] | None:
     return None
 
 
+def regression_answer(res, name: str, value: float, base: dict) -> dict:
+    """A regression head's answer for the panels: `base` plus kind, value and, when the run
+    records one for the head (`gair.intervals`, fitted on val), `interval` (low, high) and
+    `level` (e.g. 0.8). From config.json: no torch needed."""
+    from gair.intervals import Interval
+
+    out = {**base, "kind": "regression", "value": float(value)}
+    for task in (getattr(res, "run_config", None) or {}).get("heads", {}).get("tasks") or []:
+        if task.get("name") == name and task.get("interval"):
+            try:
+                band = Interval.from_dict(task["interval"], f"head {name!r} interval")
+            except ValueError:  # Heads.load names it; the panel shows the value alone
+                break
+            lo, hi = band.bounds([value])
+            out |= {"interval": (float(lo[0]), float(hi[0])), "level": band.level}
+    return out
+
+
 def predictions_for(res, emb: np.ndarray, loc: np.ndarray | None = None) -> dict | None:
     """{task: {"kind", "units", "input", "classes", "probs", "top", "top_p", "uncertain"} or
-    {"kind", "units", "input", "value"}} or None. `loc` is the point's location embedding
+    {"kind", "units", "input", "value"[, "interval", "level"]}} or None. `loc` is the point's location embedding
     (heads that take it get it; without it such heads are hidden with the reason)."""
     if res.heads is None:
         return None
@@ -69,12 +87,8 @@ def predictions_for(res, emb: np.ndarray, loc: np.ndarray | None = None) -> dict
     for name, y in predicted.items():
         task = res.heads.tasks[name]
         if task.kind == "regression":
-            out[name] = {
-                "kind": "regression",
-                "units": task.units,
-                "input": res.heads.inputs[name],
-                "value": float(y[0]),
-            }
+            base = {"units": task.units, "input": res.heads.inputs[name]}
+            out[name] = regression_answer(res, name, float(y[0]), base)
         else:
             probs = np.asarray(y[0], np.float64)
             out[name] = {

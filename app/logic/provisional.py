@@ -17,10 +17,11 @@ import time
 import numpy as np
 
 from app.logic.inputs import check_point, clamp_k
-from app.logic.labels import UNCERTAIN_BELOW, truth_at
+from app.logic.labels import UNCERTAIN_BELOW, regression_answer, truth_at
 from app.logic.places import _places_and_overlay
 from app.logic.runtime import _ms
 from app.logic.streetviews import _views
+from gair.place_query import describe, place_query
 
 WINDOW_DEG = 2.0  # cells searched first: within this many degrees of latitude
 
@@ -54,7 +55,7 @@ def stored_predictions(res, row: int) -> dict | None:
             return None
         base = {"units": task.get("units", ""), "input": task.get("input", "inr")}
         if task.get("kind") == "regression":
-            out[name] = {**base, "kind": "regression", "value": float(cell[f"pred_{name}"])}
+            out[name] = regression_answer(res, name, float(cell[f"pred_{name}"]), base)
         else:
             top, p = str(cell[f"pred_{name}"]), float(cell.get(f"pred_{name}_p", np.nan))
             out[name] = {
@@ -82,7 +83,10 @@ def provisional_click(
     loc = np.asarray(res.index.cell_location[row], np.float32)
     timings = {"embed": _ms(t0)}
     origin = (lat, lon)
-    svs, thumbs, timings["streetviews"] = _views(res, emb, k, origin, thumbnails)
+    weight = res.streetview_weight
+    svs, thumbs, timings["streetviews"] = _views(
+        res, place_query(emb, loc, weight), k, origin, thumbnails
+    )
     places, overlay, timings["places_overlay"] = _places_and_overlay(
         res, emb, k, origin, heatmap, "similarity to the nearest cell (model loading)"
     )
@@ -103,6 +107,7 @@ def provisional_click(
         "neighbourhood": None,
         "places": places,
         "streetviews": svs,
+        "streetview_query": describe(weight),
         "thumbnails": thumbs,
         "overlay": overlay,
         "predictions": stored_predictions(res, row),

@@ -21,6 +21,7 @@ from app.logic.novelty import assess
 from app.logic.places import _places_and_overlay
 from app.logic.runtime import _executor, _ms
 from app.logic.streetviews import _views, streetview_image
+from gair.place_query import describe, place_query
 
 # --------------------------------------------------------------------------- the click
 
@@ -67,14 +68,19 @@ def click_result(
     heat = _executor().submit(
         _places_and_overlay, res, emb, k, origin, heatmap, "similarity to the clicked point"
     )
-    svs, thumbs, timings["streetviews"] = _views(res, emb, k, origin, thumbnails)
-
     t = time.perf_counter()
     loc = embed_locations(res, pts[:1])[0]
+    timings["location"] = _ms(t)
+    weight = res.streetview_weight
+    svs, thumbs, timings["streetviews"] = _views(
+        res, place_query(emb, loc, weight), k, origin, thumbnails
+    )
+
+    t = time.perf_counter()
     location_similarity = float(np.dot(emb, loc))
     preds = predictions_for(res, emb, loc)
     truth = truth_at(res, lat, lon)
-    timings["location_heads_truth"] = _ms(t)
+    timings["heads_truth"] = _ms(t)
 
     nb = None
     if neighbourhood:
@@ -91,6 +97,7 @@ def click_result(
         "neighbourhood": nb,
         "places": places,
         "streetviews": svs,
+        "streetview_query": describe(weight),
         "thumbnails": thumbs,
         "overlay": overlay,
         "predictions": preds,

@@ -80,6 +80,18 @@ def render(res, result: dict) -> None:
                 delta_color="off",
                 help=p.get("units") or None,
             )
+            if p.get("interval"):
+                lo, hi = p["interval"]
+                inside = (
+                    ""
+                    if t is None
+                    else (" · truth inside" if lo <= t <= hi else " · truth outside")
+                )
+                col.caption(
+                    f"{p['level']:.0%} range {lo:,.0f} to {hi:,.0f}{unit}{inside}"
+                    if abs(hi - lo) >= 10
+                    else f"{p['level']:.0%} range {lo:,.2f} to {hi:,.2f}{unit}{inside}"
+                )
     for i in range(0, len(classification), 2):
         cols = st.columns(2)
         for col, (name, p) in zip(cols, classification[i : i + 2]):
@@ -94,7 +106,9 @@ def render(res, result: dict) -> None:
     st.caption(
         "Heads: probes trained by `gair eval` on the training split, chosen and calibrated on the "
         f"val split; inputs: {_inputs_note(preds)}. A class under p {UNCERTAIN_BELOW:.1f} is shown "
-        "as uncertain. Truth: the demo world's label layers at the point."
+        "as uncertain; a number's range holds the truth for that share of held-out val points "
+        "with a similar prediction (split conformal). Truth: the demo world's label layers at the "
+        "point."
     )
     with st.expander("All ground-truth labels at the point"):
         truth_table(truth)

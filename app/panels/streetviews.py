@@ -1,5 +1,6 @@
-"""Nearest street views: the gallery views whose SV embeddings are closest to the point's
-embedding, as thumbnails (rendered views of the demo world, labelled as such)."""
+"""Nearest street views: the gallery views whose SV embeddings are closest to the place's query
+(`gair.place_query`: its INR embedding plus the run's weight x its location embedding), as
+thumbnails (rendered views of the demo world, labelled as such)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ def render(res, result: dict, on_fly, key_prefix: str = "sv") -> None:
         st.info("No gallery view matched.")
         return
     rendered = logic.is_rendered(res)
+    if result.get("streetview_query"):
+        st.caption(
+            f"Matched by the place's {result['streetview_query']}; the mix was chosen on the "
+            "validation split by `gair eval` (closest first view from held-out points)."
+        )
     if rendered:
         st.markdown(
             f"{rendered_badge()} The demo gallery's images are **rendered** from the demo world's "

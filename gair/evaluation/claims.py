@@ -52,13 +52,16 @@ def check(result: dict) -> dict[str, tuple[bool, str]]:
             bool(r and r["mean"] >= floor),
             f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if r else "missing",
         )
-    g = _row(rows, task="nearest-street-view", method="gair", metric="median_km", split="test")
-    b = _row(
-        rows, task="nearest-street-view", method="random-view", metric="median_km", split="test"
-    )
+    # the panel's own rule (input "query", its weight chosen on val); older files: the INR alone
+    nsv = "nearest-street-view"
+    g = _row(rows, task=nsv, method="gair", input="query", metric="median_km", split="test")
+    g = g or _row(rows, task=nsv, method="gair", metric="median_km", split="test")
+    b = _row(rows, task=nsv, method="random-view", metric="median_km", split="test")
+    masked = _row(rows, task=f"{nsv}-no-signs", method="gair", metric="median_km", split="test")
     out["nearest street view: median km <= 1/3 of a random view's"] = (
         bool(g and b and g["mean"] <= b["mean"] / 3),
-        f"{g['mean']:.0f} vs {b['mean']:.0f} km" if g and b else "missing",
+        (f"{g['mean']:.0f} vs {b['mean']:.0f} km" if g and b else "missing")
+        + (f"; signs masked: {masked['mean']:.0f} km" if masked else ""),
     )
     primary = result.get("decisions", {}).get("geolocation_primary_answer", {}).get("answer")
     better = []

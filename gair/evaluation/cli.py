@@ -1,4 +1,5 @@
-"""`gair eval --checkpoint RUN [--world DIR] [--json] [--n-land N] [--boot B] [--seed S]`."""
+"""`gair eval --checkpoint RUN [--world DIR] [--json] [--n-land N] [--boot B] [--seed S]
+[--stages STAGE,...]`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def register(sub) -> None:
         "--geo-gallery", type=int, default=30000, help="training places in the geolocation gallery"
     )
     p.add_argument(
+        "--stages",
+        default=None,
+        help="comma-separated stages to (re)compute, keeping the others from the run's eval.json "
+        "(same checkpoint, world and points): probes (with the heads), retrieval, "
+        "nearest-street-view, geolocation; default: all",
+    )
+    p.add_argument(
         "--no-heads", action="store_true", help="do not save prediction heads into the run dir"
     )
     p.add_argument(
@@ -38,11 +46,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from gair.evaluation.run import evaluate, markdown_table
+    from gair.evaluation.run import STAGES, evaluate, markdown_table
     from gair.world import World
 
     if not Path(args.checkpoint).is_dir():
         raise FileNotFoundError(f"checkpoint run dir {args.checkpoint} does not exist")
+    stages = STAGES
+    if args.stages is not None:
+        stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+        bad = [s for s in stages if s not in STAGES]
+        if bad or not stages:
+            raise ValueError(f"--stages: expected some of {','.join(STAGES)}, got {args.stages!r}")
     result = evaluate(
         args.checkpoint,
         World.open(args.world),
@@ -54,6 +68,7 @@ def run(args) -> int:
         geo_queries=args.geo_queries,
         geo_gallery=args.geo_gallery,
         save_heads=not args.no_heads,
+        stages=stages,
     )
     if args.json:
         print(json.dumps(result))

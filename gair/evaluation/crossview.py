@@ -1,6 +1,15 @@
 """What the app's "nearest street views" panel answers, scored: for random held-out land points,
-how far away is the gallery view whose street-view embedding is most similar to the point's
-INR embedding? Against a random gallery view (what an uninformative panel would show).
+how far away is the first gallery view the panel shows?
+
+The panel searches the gallery's street-view embeddings with the place's query embedding,
+`gair.place_query.place_query(inr, location, w)`. The weight w is chosen here on the val split
+(the median km of the first view, lowest wins; ties go to the smaller w) from
+`gair.place_query.WEIGHTS`, recorded in `decisions`, and fixed before test. Test and unseen rows
+give the imagery-alone (w = 0, input "inr"), location-alone (input "location") and chosen
+(input "query") answers, against a random gallery view (what an uninformative panel would show)
+and the geographically closest gallery view (the floor no panel can beat). The chosen rule is
+also scored on a gallery rendered without roadside signs (task "nearest-street-view-no-signs"):
+the signs are a planted country cue, and a claim must survive without them.
 
 The gallery mirrors the app's demo index: a seeded sample of the world's street-view places of
 all splits (the index does not know splits), one rendered view each.
@@ -8,13 +17,21 @@ all splits (the index does not know splits), one rendered view each.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gair.evaluation import stats
 from gair.evaluation.features import render_queries
 from gair.geo import haversine_km
+from gair.place_query import WEIGHTS, place_query, to_json
 
 GALLERY_SIZE = 5000
+TASK = "nearest-street-view"
+METRICS = {
+    "median_km": lambda err: float(np.median(err)),
+    "within_750km": lambda err: float(np.mean(err <= 750)),
+}
 
 
 def gallery_places(world, size: int, seed: int) -> np.ndarray:
@@ -23,42 +40,92 @@ def gallery_places(world, size: int, seed: int) -> np.ndarray:
     return ll[np.sort(pick)]
 
 
-def nearest_view_rows(world, embedders: dict, points: dict, n_boot: int, seed: int, size: int):
-    """Rows of task "nearest-street-view" (median km and within 750 km) for each method in
-    `embedders` ({name: Embedder}) and the "random-view" baseline, on each split of `points`
-    ({split: {"latlon", "block", name: INR embeddings [N, E] (optional; computed if absent)}})."""
-    gallery = gallery_places(world, size, seed)
-    px = next(iter(embedders.values())).config["sv"]["img_size"]
-    views = render_queries(world, gallery, px, seed=13)
-    sv_emb = {name: emb.street_view(views) for name, emb in embedders.items()}
-    metrics = {
-        "median_km": lambda err: float(np.median(err)),
-        "within_750km": lambda err: float(np.mean(err <= 750)),
+def first_view_km(query: np.ndarray, sv_emb: np.ndarray, gallery: np.ndarray, latlon) -> np.ndarray:
+    """km from each point [N, 2] to the gallery view [G, 2] whose embedding [G, E] best matches
+    its query [N, E]."""
+    found = gallery[np.argmax(query @ sv_emb.T, axis=1)]
+    return np.asarray(haversine_km(found, latlon), np.float64)
+
+
+def choose_weight(inr: np.ndarray, loc: np.ndarray, sv_emb, gallery, latlon) -> dict:
+    """The decision record: the weight with the lowest val median km (ties: the smaller)."""
+    med = {
+        w: float(np.median(first_view_km(place_query(inr, loc, w), sv_emb, gallery, latlon)))
+        for w in WEIGHTS
     }
+    best = min(WEIGHTS, key=lambda w: (round(med[w], 6), w))
+    return {
+        "location_weight": to_json(best),
+        "val_median_km": {str(to_json(w)): km for w, km in med.items()},
+        "n_val": int(len(latlon)),
+        "rule": "the weight with the lowest median km to the first view on the val split, "
+        "fixed before test",
+    }
+
+
+def nearest_view_rows(
+    world, embedders: dict, points: dict, n_boot: int, seed: int, size: int
+) -> tuple[list[dict], dict]:
+    """-> (rows, decision). Rows of task "nearest-street-view" (median km, within 750 km) for
+    each method in `embedders` ({name: Embedder}), the "random-view" and "closest-view"
+    baselines, on the test and unseen splits of `points` ({split: {"latlon", "block",
+    name: INR embeddings [N, E] (optional)}}); "val" in `points` decides the weight of the
+    "gair" method (the decision); other methods use the same weight."""
+    gallery = gallery_places(world, size, seed)
+    first = next(iter(embedders.values()))
+    px = first.config["sv"]["img_size"]
+    views = {True: render_queries(world, gallery, px, seed=13)}
+    sv_emb = {(name, True): emb.street_view(views[True]) for name, emb in embedders.items()}
+
+    def point_embeddings(name, emb, split):
+        p = points[split]
+        inr = p[name] if name in p else emb.point(p["latlon"])
+        return inr, emb.location(p["latlon"])
+
+    decision = {}
+    if "val" in points and "gair" in embedders:
+        inr, loc = point_embeddings("gair", embedders["gair"], "val")
+        decision = choose_weight(inr, loc, sv_emb[("gair", True)], gallery, points["val"]["latlon"])
+    weight = float(decision.get("location_weight", 0.0))
     rows = []
     rng = np.random.default_rng(seed)
-    for split, p in points.items():
-        ll, blocks = p["latlon"], p["block"]
-        answers = {"random-view": gallery[rng.integers(0, len(gallery), len(ll))]}
+    for split in [s for s in ("test", "unseen") if s in points]:
+        ll, blocks = points[split]["latlon"], points[split]["block"]
+        errs = {
+            ("random-view", "none", True): np.asarray(
+                haversine_km(gallery[rng.integers(0, len(gallery), len(ll))], ll), np.float64
+            ),
+            ("closest-view", "none", True): _closest_km(gallery, ll),
+        }
         for name, emb in embedders.items():
-            inr = p[name] if name in p else emb.point(ll)
-            answers[name] = gallery[np.argmax(inr @ sv_emb[name].T, axis=1)]
-        for method, found in answers.items():
-            err = np.asarray(haversine_km(found, ll), np.float64)
-            for metric, fn in metrics.items():
-                point, lo, hi, _ = stats.block_bootstrap(fn, blocks, n_boot, seed, err=err)
-                rows.append(
-                    stats.row(
-                        "nearest-street-view",
-                        method,
-                        "inr" if method != "random-view" else "none",
-                        metric,
-                        point,
-                        lo,
-                        hi,
-                        len(ll),
-                        split,
-                        gallery=len(gallery),
-                    )
+            inr, loc = point_embeddings(name, emb, split)
+            for inp, w in (("inr", 0.0), ("location", math.inf), ("query", weight)):
+                q = place_query(inr, loc, w)
+                errs[(name, inp, True)] = first_view_km(q, sv_emb[(name, True)], gallery, ll)
+            if name == "gair":  # the chosen rule on the same gallery without its signs
+                if False not in views:
+                    views[False] = render_queries(world, gallery, px, seed=13, signs=False)
+                masked = emb.street_view(views[False])
+                errs[(name, "query", False)] = first_view_km(
+                    place_query(inr, loc, weight), masked, gallery, ll
                 )
-    return rows
+        for (method, inp, signs), err in errs.items():
+            task = TASK if signs else f"{TASK}-no-signs"
+            for metric, fn in METRICS.items():
+                point, lo, hi, _ = stats.block_bootstrap(fn, blocks, n_boot, seed, err=err)
+                extra = {"gallery": len(gallery)}
+                if inp == "query":
+                    extra["location_weight"] = to_json(weight)
+                rows.append(
+                    stats.row(task, method, inp, metric, point, lo, hi, len(ll), split, **extra)
+                )
+    return rows, decision
+
+
+def _closest_km(gallery: np.ndarray, latlon: np.ndarray, batch: int = 512) -> np.ndarray:
+    """km from each point to its geographically closest gallery place: [N]."""
+    out = []
+    for i in range(0, len(latlon), batch):
+        d = haversine_km(latlon[i : i + batch, None, :], gallery[None, :, :])
+        out.append(np.asarray(d, np.float64).min(1))
+    return np.concatenate(out) if out else np.zeros(0)

@@ -3,7 +3,9 @@
 For each task, every GAIR input ("inr", "location", "inr+location") x probe ("linear", "mlp")
 is fitted on the evaluation's training points (`--n-train`) and scored on the val split (accuracy / skill); the best one
 is kept. Classification heads then get the temperature that minimises the val log-loss, so their
-probabilities mean what they say. The test split is not looked at here.
+probabilities mean what they say; regression heads get an 80% prediction interval from their val
+residuals (`gair.intervals`, split conformal with bins by predicted value). The test split is
+not looked at here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import numpy as np
 import torch
 
+from gair import intervals as conformal
 from gair.evaluation import protocol, stats
 from gair.evaluation.probe_eval import MAIN_METRIC, fit
 from gair.evaluation.probes import Probe
@@ -55,7 +58,7 @@ def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0, 
     fitted: {(task, "gair", input, probe): model} already fitted on the same points (reused).
     """
     fitted = fitted or {}
-    chosen, probes, kinds, inputs, temps, record = {}, {}, {}, {}, {}, {}
+    chosen, probes, kinds, inputs, temps, record, bands = {}, {}, {}, {}, {}, {}, {}
     for task in tasks:
         cls = task.kind == "classification"
         n_classes = len(task.classes) if cls else 0
@@ -84,15 +87,16 @@ def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0, 
                     chosen[task.name] = (score, inp, probe, model)
         score, inp, probe, model = chosen[task.name]
         temperature = 1.0
+        x_val = feats[("gair", inp)]["val"][ok_val]
         if cls:
-            temperature = protocol.temperature_scale(
-                model.logits(feats[("gair", inp)]["val"][ok_val]), y_val[ok_val]
-            )
+            temperature = protocol.temperature_scale(model.logits(x_val), y_val[ok_val])
+        else:
+            bands[task.name] = conformal.fit(model.predict(x_val), y_val[ok_val])
         probes[task.name] = to_probe(model.export(), n_classes or 1)
         kinds[task.name], inputs[task.name], temps[task.name] = probe, inp, float(temperature)
         record[task.name] = {
             "chosen": {"input": inp, "probe": probe, "val_" + metric: score},
             "temperature": float(temperature),
             "candidates": candidates,
-        }
-    return Heads(list(tasks), probes, kinds, inputs, temps), record
+        } | ({"interval": bands[task.name].to_dict()} if task.name in bands else {})
+    return Heads(list(tasks), probes, kinds, inputs, temps, bands), record

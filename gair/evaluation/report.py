@@ -118,6 +118,36 @@ def geolocation_table(result: dict, split: str = "test") -> str:
     return "\n".join(lines) + "\n"
 
 
+NEAREST_VIEW_ROWS = (  # (label, task suffix, method, input)
+    ("GAIR, the panel's query", "", "gair", "query"),
+    ("GAIR, imagery alone (INR)", "", "gair", "inr"),
+    ("GAIR, location alone", "", "gair", "location"),
+    ("GAIR, the panel's query, signs masked", "-no-signs", "gair", "query"),
+    ("random-init, the same query", "", "random-init", "query"),
+    ("a random gallery view", "", "random-view", "none"),
+    ("the closest gallery view (floor)", "", "closest-view", "none"),
+)
+
+
+def nearest_view_table(result: dict, split: str = "test") -> str:
+    """km from a held-out point to the first street view the app's panel shows."""
+    weight = result.get("decisions", {}).get("streetview_query", {}).get("location_weight")
+    lines = ["| first view from | median km | within 750 km |", "|---|---|---|"]
+    for label, suffix, method, inp in NEAREST_VIEW_ROWS:
+        task = f"nearest-street-view{suffix}"
+        med = _find(
+            result["rows"], task=task, method=method, input=inp, metric="median_km", split=split
+        )
+        near = _find(
+            result["rows"], task=task, method=method, input=inp, metric="within_750km", split=split
+        )
+        if med:
+            if inp == "query" and weight is not None:
+                label += f" (location weight {weight}, chosen on val)"
+            lines.append(f"| {label} | {_cell(med, 0)} | {_cell(near) if near else ''} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(result: dict, probe: str | None = None) -> str:
     """All tables of an eval.json (new layout); `probe` is accepted for old callers."""
     if "comparisons" not in result:  # an eval.json of the old layout (before block bootstrap)
@@ -127,6 +157,8 @@ def markdown_table(result: dict, probe: str | None = None) -> str:
         "GAIR INR minus each baseline (paired):\n\n" + comparison_table(result),
         "Shipped heads (chosen on val):\n\n" + heads_table(result),
     ]
+    if any(r["task"] == "nearest-street-view" for r in result["rows"]):
+        parts.append("Nearest street view (the app's panel):\n\n" + nearest_view_table(result))
     if any(r["task"].startswith("geolocation") for r in result["rows"]):
         parts.append("Geolocation (train-only gallery):\n\n" + geolocation_table(result))
     return "\n".join(parts)

@@ -26,7 +26,7 @@ from gair.evaluation.features import FEATURE_SETS, features, render_queries
 from gair.evaluation.heads_select import select_heads
 from gair.evaluation.points import eval_points
 from gair.evaluation.probe_eval import probe_rows
-from gair.evaluation.report import markdown_table, read_eval  # noqa: F401  (re-exported)
+from gair.evaluation.report import markdown_table, read_eval  # noqa: F401  (markdown_table re-exported)
 from gair.evaluation.tasks import default_tasks
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,44 @@ def retrieval_rows(method, sv_emb, place_emb, blocks, n_boot, seed) -> list[dict
     return rows
 
 
+STAGES = ("probes", "retrieval", "nearest-street-view", "geolocation")
+
+
+def _stage_of(row: dict) -> str:
+    """Which stage of `evaluate` wrote a row (or comparison) of eval.json."""
+    task = row["task"]
+    if task in ("sv->place", "place->sv"):
+        return "retrieval"
+    if task.startswith("nearest-street-view"):
+        return "nearest-street-view"
+    if task.startswith("geolocation"):
+        return "geolocation"
+    return "probes"  # the probe tasks, their comparisons and the shipped heads' rows
+
+
+STAGE_DECISIONS = {
+    "nearest-street-view": "streetview_query",
+    "geolocation": "geolocation_primary_answer",
+}
+
+
+def _previous(run_dir: Path, stages: set, key: dict) -> dict:
+    """The run's eval.json, to keep the stages not rerun: it must be of the same checkpoint,
+    world and point sample, else ValueError (run every stage)."""
+    prev = read_eval(run_dir)
+    if prev is None:
+        raise ValueError(
+            f"--stages {sorted(stages)}: {run_dir} has no eval.json to keep the rest of"
+        )
+    old = {k: prev.get(k, prev.get("settings", {}).get(k)) for k in key}
+    if old != key:  # n_points per split stands for the point sample (n_land, n_train, seed)
+        raise ValueError(
+            f"--stages: {run_dir}/eval.json was made with {old}, this run is {key}; "
+            "run every stage (no --stages)"
+        )
+    return prev
+
+
 def evaluate(
     run_dir: str | Path,
     world,
@@ -74,29 +112,62 @@ def evaluate(
     save_heads: bool = True,
     geo_queries: int = 1500,
     geo_gallery: int = 30000,
+    stages=STAGES,
 ) -> dict:
-    """Evaluate a run dir; writes eval.json (and heads) into it. Returns the eval.json dict."""
+    """Evaluate a run dir; writes eval.json (and heads) into it. Returns the eval.json dict.
+
+    `stages`: a subset of STAGES to (re)compute; the others' rows, comparisons and decisions are
+    kept from the run's eval.json, which must be of the same checkpoint, world and points."""
     run_dir = Path(run_dir)
     if n_land < 500 or n_train < 50 or n_boot < 100:
         raise ValueError(
             f"need n_land >= 500, n_train >= 50, n_boot >= 100; got {n_land}, {n_train}, {n_boot}"
         )
+    stages = set(stages)
+    if not stages or stages - set(STAGES):
+        raise ValueError(
+            f"stages must be a non-empty subset of {list(STAGES)}, got {sorted(stages)}"
+        )
+    if not geolocation:
+        stages.discard("geolocation")
     started = time.perf_counter()
     embedder = Embedder(run_dir, world)
+    sample = {"n_land": n_land, "n_train": n_train, "seed": seed, "n_boot": n_boot}
     n_unseen = max(50, n_land // 15)  # 800 for the demo's 12,000 land points
     pts = eval_points(world, n_land=n_land, n_train=n_train, n_unseen=n_unseen, seed=seed)
+    n_points = {s: int(len(p["latlon"])) for s, p in pts.items()}
+    key = {
+        "checkpoint_hash": embedder.checkpoint_hash,
+        "world": world.fingerprint,
+        "seed": seed,
+        "n_boot": n_boot,
+        "n_points": n_points,
+    }
+    prev = _previous(run_dir, stages, key) if stages != set(STAGES) else None
     from gair.world.world import IGBP_CLASSES
 
     continents = sorted({c for p in pts.values() for c in world.labels(p["latlon"])["continent"]})
     tasks = default_tasks(IGBP_CLASSES, continents)
     labels = _labels(world, tasks, pts)
     blocks = {s: p["block"] for s, p in pts.items()}
-    rows, comparisons = [], []
+    rows, comparisons, decisions, heads, heads_record = [], [], {}, None, None
+    if prev is not None:
+        rows = [r for r in prev["rows"] if _stage_of(r) not in stages]
+        comparisons = [c for c in prev["comparisons"] if _stage_of(c) not in stages]
+        decisions = {
+            k: v
+            for k, v in prev.get("decisions", {}).items()
+            if k not in {STAGE_DECISIONS.get(s) for s in stages}
+        }
+        heads_record = prev.get("heads")
     with tempfile.TemporaryDirectory() as tmp:
         random_embedder = Embedder(_random_init_run(embedder.config, Path(tmp)), world)
         cache = _FeatureCache(embedder.checkpoint_hash, world.fingerprint, n_land, n_train, seed)
+        wanted = (
+            feature_sets if "probes" in stages else [(m, "inr") for m in ("gair", "random-init")]
+        )
         feats = {}
-        for method, inp in feature_sets:
+        for method, inp in wanted:
             if cache.has(method, inp, pts):
                 feats[(method, inp)] = cache.load(method, inp)
                 continue
@@ -113,11 +184,12 @@ def evaluate(
                 for s, p in pts.items()
             }
             cache.save(method, inp, feats[(method, inp)])
-        probe_out, comp, _, fitted = probe_rows(tasks, labels, feats, blocks, n_boot, seed)
-        rows += probe_out
-        comparisons += comp
-        heads, heads_record = select_heads(tasks, labels, feats, blocks, seed, fitted)
-        rows += _head_rows(heads, tasks, labels, feats, blocks, n_boot, seed)
+        if "probes" in stages:
+            probe_out, comp, _, fitted = probe_rows(tasks, labels, feats, blocks, n_boot, seed)
+            rows += probe_out
+            comparisons += comp
+            heads, heads_record = select_heads(tasks, labels, feats, blocks, seed, fitted)
+            rows += _head_rows(heads, tasks, labels, feats, blocks, n_boot, seed)
 
         def inr(method: str, emb, split: str) -> np.ndarray:
             """INR embeddings of a split's points: the probes' features when computed."""
@@ -125,39 +197,47 @@ def evaluate(
             return done if done is not None else emb.point(pts[split]["latlon"])
 
         models = {"gair": embedder, "random-init": random_embedder}
-        test_ll = pts["test"]["latlon"][:1000]  # retrieval candidates
-        views = render_queries(world, test_ll, embedder.config["sv"]["img_size"])
-        for method, emb in models.items():
-            rows += retrieval_rows(
-                method,
-                emb.street_view(views),
-                inr(method, emb, "test")[:1000],
-                blocks["test"][:1000],
+        if "retrieval" in stages:
+            test_ll = pts["test"]["latlon"][:1000]  # retrieval candidates
+            views = render_queries(world, test_ll, embedder.config["sv"]["img_size"])
+            for method, emb in models.items():
+                rows += retrieval_rows(
+                    method,
+                    emb.street_view(views),
+                    inr(method, emb, "test")[:1000],
+                    blocks["test"][:1000],
+                    n_boot,
+                    seed,
+                )
+        if "nearest-street-view" in stages:
+            from gair.evaluation.crossview import GALLERY_SIZE, nearest_view_rows
+
+            splits = [s for s in ("val", "test", "unseen") if s in pts]
+            nv_rows, decisions["streetview_query"] = nearest_view_rows(
+                world,
+                models,
+                {s: pts[s] | {m: inr(m, e, s) for m, e in models.items()} for s in splits},
                 n_boot,
                 seed,
+                min(GALLERY_SIZE, geo_gallery // 6),
             )
-        from gair.evaluation.crossview import GALLERY_SIZE, nearest_view_rows
-
-        splits = [s for s in ("test", "unseen") if s in pts]
-        rows += nearest_view_rows(
-            world,
-            models,
-            {s: pts[s] | {m: inr(m, e, s) for m, e in models.items()} for s in splits},
-            n_boot,
-            seed,
-            min(GALLERY_SIZE, geo_gallery // 6),
-        )
-        decisions = {}
-        if geolocation:
+            rows += nv_rows
+        if "geolocation" in stages:
             from gair.evaluation.geolocation_rows import geolocation_eval
 
-            geo_rows, geo_comp, decisions = geolocation_eval(
+            geo_rows, geo_comp, geo_decisions = geolocation_eval(
                 world, embedder, random_embedder, n_boot, seed, geo_queries, geo_gallery
             )
             rows += geo_rows
             comparisons += geo_comp
+            decisions |= geo_decisions
     if save_heads:
-        heads.save(run_dir)
+        if heads is not None:
+            heads.save(run_dir)
+        if decisions.get("streetview_query"):
+            from gair.place_query import save_run_weight
+
+            save_run_weight(run_dir, decisions["streetview_query"])
     result = {
         "rows": rows,
         "comparisons": comparisons,
@@ -166,12 +246,12 @@ def evaluate(
         "checkpoint_hash": embedder.checkpoint_hash,
         "world": world.fingerprint,
         "settings": {
-            "n_points": {s: int(len(p["latlon"])) for s, p in pts.items()},
+            "n_points": n_points,
             "n_test_blocks": int(len(set(blocks["test"]))),
-            "n_boot": n_boot,
+            **sample,
             "geolocation": {"max_queries": geo_queries, "gallery_max": geo_gallery},
-            "seed": seed,
             "interval": "95% percentile bootstrap over the split's H3 blocks (paired for diffs)",
+            "stages_run": sorted(stages),
             "seconds": round(time.perf_counter() - started, 1),
         },
     }
@@ -232,6 +312,26 @@ def _head_rows(heads, tasks, labels, feats, blocks, n_boot, seed) -> list[dict]:
             mean = 0.0 if cls else float(np.mean(y_tr[ok_tr]))
             pred = out[task.name].argmax(-1) if cls else out[task.name]
             fns = metric_fns(task, len(task.classes) if cls else 0, mean)
+            band = heads.intervals.get(task.name)
+            if band is not None:  # is the val-fitted interval as good on held-out points?
+                fns = fns | _interval_fns(band)
             key = (task.name, "gair-heads", heads.inputs[task.name], heads.kinds[task.name])
             rows += scored_rows(key, fns, y[ok], pred[ok], blocks[split][ok], split, n_boot, seed)
     return rows
+
+
+def _interval_fns(band) -> dict:
+    """Metrics of a head's prediction interval: the share of truths inside it (the coverage
+    the val split promised: `band.level`) and its median width."""
+    from gair.intervals import coverage
+
+    level = round(band.level * 100)
+
+    def width(y_true, y_pred):
+        lo, hi = band.bounds(y_pred)
+        return float(np.median(hi - lo))
+
+    return {
+        f"interval{level}_coverage": lambda y_true, y_pred: coverage(band, y_pred, y_true),
+        f"interval{level}_median_width": width,
+    }

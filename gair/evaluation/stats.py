@@ -26,6 +26,10 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "nll": False,
     "brier": False,
     "ece": False,
+    # a regression head's 80% interval: the share of truths inside (should be ~0.8; more is
+    # safer), and its median width (narrower is more useful)
+    "interval80_coverage": True,
+    "interval80_median_width": False,
     "median_km": False,
     "mean_km": False,
     "within_1km": True,
