@@ -7,7 +7,9 @@ gair train --config train/configs/demo.yaml [--resume [--revalidate]] [--out RUN
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 
 EPILOG = """examples:
   gair train --config train/configs/demo.yaml                 # -> checkpoints/demo/
@@ -68,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides, args.max_steps, init=args.init)
     from train.runner import train  # heavy imports (lightning) only once the config is valid
 
-    summary = train(cfg, out=args.out, resume=args.resume, revalidate=args.revalidate)
+    # --json: stdout carries the summary alone (Lightning's progress bar writes to stdout)
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet:
+        summary = train(cfg, out=args.out, resume=args.resume, revalidate=args.revalidate)
     summary.pop("module", None)
     if summary.pop("rank", 0) != 0:  # under DDP every rank runs this; rank 0 reports
         return 0
