@@ -117,7 +117,10 @@ class BuildSpec:
 
 def select_cells(spec: BuildSpec, world) -> pd.DataFrame:
     """The grid cells to embed with their world labels; ValueError when none remain. With an
-    AOI (and/or a bbox) the cells are filled from that area, never listed over the globe."""
+    AOI (and/or a bbox) the cells are filled from that area, never listed over the globe.
+    --land-only keeps the cells whose centre is on land, and the coastal cells whose centre is
+    at sea, at the land point inside them nearest the centre (`grid.coastal_anchors`): their
+    lat/lon is that point, where they are embedded and labelled."""
     bbox = np.asarray(spec.bbox, dtype=np.float64) if spec.bbox is not None else None
     aoi = spec.load_aoi()
     cells = grids.grid_cells(spec.grid, bbox, aoi)
@@ -132,7 +135,17 @@ def select_cells(spec: BuildSpec, world) -> pd.DataFrame:
             "no labels (drop --land-only: cells without imagery are left out anyway)"
         )
     if spec.land_only:
-        cells = cells[cells["is_land"].astype(bool)].reset_index(drop=True)
+        land = cells["is_land"].astype(bool).to_numpy()
+        coast = grids.coastal_anchors(cells, land, lambda q: world.labels(q)["is_land"])
+        cells = cells[land]
+        if len(coast):  # labelled at their land anchor (the point they are embedded at)
+            labels = world.labels(coast[["lat", "lon"]].to_numpy())
+            coast = coast.assign(**{name: np.asarray(labels[name]) for name in LABELS})
+            cells = pd.concat([cells, coast[cells.columns]]).sort_values("cell_id")
+        cells = cells.reset_index(drop=True)
+        log.info(
+            "land-only: %d cells (%d coastal, embedded at a land point)", len(cells), len(coast)
+        )
     if cells.empty:
         where = f" inside bbox {list(spec.bbox)}" if spec.bbox is not None else ""
         where += f" inside the AOI {spec.aoi}" if aoi is not None else ""

@@ -236,6 +236,44 @@ def grid_cells(spec: str, bbox: np.ndarray | None = None, aoi: Aoi | None = None
     return h3_cells(res, bbox, aoi)
 
 
+def coastal_anchors(cells: pd.DataFrame, land: np.ndarray, is_land) -> pd.DataFrame:
+    """The cells of `cells` (cell_id, lat, lon) whose centre is at sea (`land` False) but that
+    touch land, each with an anchor: the land point inside the cell nearest its centre.
+
+    Looked for among the sea-centred neighbours of land-centred cells (a coastline's ring),
+    at 13 points inside each: its 6 vertices pulled a quarter of the way in, and its 7 children's
+    centres. `is_land(latlon [N, 2]) -> bool [N]`. Returns cell_id, lat, lon (the anchor),
+    sorted by cell id; a coastal city (Sydney, Amsterdam) whose hexagon's centre lies in the
+    sea keeps its cell this way. Islands smaller than a cell with no land-centred neighbour
+    are not looked for."""
+    land = np.asarray(land, bool)
+    if not len(cells) or land.all():
+        return cells.iloc[:0][["cell_id", "lat", "lon"]]
+    listed = set(cells["cell_id"])
+    ring = {n for c in cells["cell_id"][land] for n in h3.grid_disk(c, 1)}
+    sea = sorted((ring & listed) - set(cells["cell_id"][land]))
+    if not sea:
+        return cells.iloc[:0][["cell_id", "lat", "lon"]]
+    ids, pts = [], []
+    for c in sea:
+        centre = np.array(h3.cell_to_latlng(c))
+        verts = np.array(h3.cell_to_boundary(c))
+        verts[:, 1] = centre[1] + geo.wrap_lon(verts[:, 1] - centre[1])  # across the antimeridian
+        inner = centre + 0.75 * (verts - centre)
+        res = h3.get_resolution(c)
+        kids = [h3.cell_to_latlng(k) for k in h3.cell_to_children(c, res + 1)]
+        for q in np.concatenate([inner, np.array(kids)]):
+            ids.append(c)
+            pts.append((q[0], geo.wrap_lon(q[1])))
+    pts = np.array(pts, np.float64)
+    on_land = np.asarray(is_land(pts), bool)
+    centres = np.array([h3.cell_to_latlng(c) for c in ids])
+    km = np.asarray(geo.haversine_km(pts, centres))
+    frame = pd.DataFrame({"cell_id": ids, "lat": pts[:, 0], "lon": pts[:, 1], "km": km})
+    frame = frame[on_land].sort_values(["cell_id", "km"]).drop_duplicates("cell_id")
+    return frame[["cell_id", "lat", "lon"]].reset_index(drop=True)
+
+
 def cell_boundaries(cell_ids) -> list[list[tuple[float, float]]]:
     """Each cell's polygon as (lat, lon) vertices."""
     return [list(h3.cell_to_boundary(c)) for c in cell_ids]

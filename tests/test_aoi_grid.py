@@ -271,3 +271,30 @@ def test_cli_build_with_an_aoi(tiny_run, world_dir, tmp_path, capsys):
     globe = ["index", "build", "--checkpoint", str(tiny_run), "--grid", "h3:7"]
     assert main(globe + ["--out", str(tmp_path / "y")]) == 2
     assert "--aoi" in capsys.readouterr().err
+
+
+def test_coastal_cells_keep_a_land_anchor_inside_them():
+    """A hexagon whose centre is at sea but that holds land (a coastal city's) stays in a
+    land-only grid, anchored at the land point inside it nearest its centre."""
+    from index.grid import coastal_anchors, h3_cells
+
+    cells = h3_cells(3, np.array([0.0, 40.0, 12.0, 50.0]))
+
+    def is_land(latlon):  # land west of 5.0 E
+        return np.asarray(latlon)[:, 1] < 5.0
+
+    land = is_land(cells[["lat", "lon"]].to_numpy())
+    coast = coastal_anchors(cells, land, is_land)
+    assert len(coast) and not set(coast["cell_id"]) & set(cells["cell_id"][land])
+    assert (coast["lon"] < 5.0).all()  # every anchor is on land ...
+    for row in coast.itertuples():  # ... and inside its own cell
+        assert h3.latlng_to_cell(row.lat, row.lon, 3) == row.cell_id
+    # every sea-centred cell with a vertex on land (pulled inside) is found
+    sea = cells[~land]
+    touching = {
+        c
+        for c, lat, lon in sea[["cell_id", "lat", "lon"]].itertuples(index=False)
+        if any(lon + 0.75 * (v[1] - lon) < 5.0 for v in h3.cell_to_boundary(c))
+    }
+    assert touching <= set(coast["cell_id"])
+    assert coastal_anchors(cells, np.ones(len(cells), bool), is_land).empty

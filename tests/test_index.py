@@ -295,3 +295,20 @@ def test_searcher_pads_when_fewer_vectors_than_k():
     scores, ids = V.Searcher(index, x.astype(np.float16), 200).search(x[:2], 400)
     assert (ids[:, :300] >= 0).all() and (ids[:, 300:] == -1).all()
     assert np.isneginf(scores[:, 300:]).all()
+
+
+def test_land_only_keeps_coastal_cells_at_a_land_point(spec, world):
+    import h3
+
+    from index.build import select_cells
+
+    # the Netherlands and the North Sea: Amsterdam's h3:4 hexagon has its centre in the water
+    coast = BuildSpec(**{**spec.__dict__, "bbox": (2.0, 51.0, 8.0, 54.0), "land_only": True})
+    cells = select_cells(coast, world)
+    assert cells["is_land"].all() and cells["cell_id"].is_unique
+    centres = np.array([h3.cell_to_latlng(c) for c in cells["cell_id"]])
+    at_sea = ~np.asarray(world.labels(centres)["is_land"], bool)
+    assert at_sea.any()  # coastal cells kept ...
+    moved = cells[at_sea]
+    assert not np.allclose(moved[["lat", "lon"]].to_numpy(), centres[at_sea])  # ... at land points
+    assert h3.latlng_to_cell(52.37, 4.90, 4) in set(cells["cell_id"])  # Amsterdam
