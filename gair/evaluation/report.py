@@ -79,14 +79,23 @@ def comparison_table(result: dict, method: str = "gair/inr/linear") -> str:
 
 
 def heads_table(result: dict, split: str = "test") -> str:
-    """The shipped heads (what the app predicts): input, probe and test score per task."""
-    lines = ["| task | input | probe | metric | score [95% CI] |", "|---|---|---|---|---|"]
+    """The shipped heads (what the app predicts): input, probe and test score per task, and for
+    regression heads the test coverage and median width of their val-fitted 80% interval."""
+    lines = [
+        "| task | input | probe | metric | score [95% CI] | 80% interval: coverage, median width |",
+        "|---|---|---|---|---|---|",
+    ]
     for task, metric in MAIN.items():
         r = _find(result["rows"], task=task, method="gair-heads", metric=metric, split=split)
-        if r:
-            lines.append(
-                f"| {task} | {r['input']} | {r.get('probe', '')} | {metric} | {_cell(r)} |"
-            )
+        if not r:
+            continue
+        want = dict(task=task, method="gair-heads", split=split)
+        cov = _find(result["rows"], metric="interval80_coverage", **want)
+        width = _find(result["rows"], metric="interval80_median_width", **want)
+        band = f"{_cell(cov)}, {width['mean']:,.2f}" if cov and width else ""
+        lines.append(
+            f"| {task} | {r['input']} | {r.get('probe', '')} | {metric} | {_cell(r)} | {band} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -148,6 +157,34 @@ def nearest_view_table(result: dict, split: str = "test") -> str:
     return "\n".join(lines) + "\n"
 
 
+def geolocation_groups_table(result: dict, split: str = "test") -> str:
+    """Median km of GAIR's primary answer against the gallery prior, per continent and by
+    whether the place's country has training places, with and without the signs."""
+    lines = [
+        "| group | GAIR | gallery prior | prior / GAIR | signs removed: GAIR | prior / GAIR |",
+        "|---|---|---|---|---|---|",
+    ]
+    groups = list(
+        dict.fromkeys(
+            r["group"] for r in result["rows"] if r["task"] == "geolocation" and "group" in r
+        )
+    )
+    for group in groups:
+        cells = []
+        for task in ("geolocation", "geolocation-no-signs"):
+            want = dict(task=task, group=group, metric="median_km", split=split)
+            g = _find(result["rows"], method="gair", **want)
+            p = _find(result["rows"], method="gallery-prior", **want)
+            if task == "geolocation":
+                cells += [_cell(g, 0) if g else "", _cell(p, 0) if p else ""]
+            else:
+                cells.append(_cell(g, 0) if g else "")
+            cells.append(f"{p['mean'] / g['mean']:.1f}x" if g and p and g["mean"] > 0 else "")
+        if any(cells):
+            lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(result: dict, probe: str | None = None) -> str:
     """All tables of an eval.json (new layout); `probe` is accepted for old callers."""
     if "comparisons" not in result:  # an eval.json of the old layout (before block bootstrap)
@@ -161,6 +198,7 @@ def markdown_table(result: dict, probe: str | None = None) -> str:
         parts.append("Nearest street view (the app's panel):\n\n" + nearest_view_table(result))
     if any(r["task"].startswith("geolocation") for r in result["rows"]):
         parts.append("Geolocation (train-only gallery):\n\n" + geolocation_table(result))
+        parts.append("Geolocation by group:\n\n" + geolocation_groups_table(result))
     return "\n".join(parts)
 
 
