@@ -71,8 +71,9 @@ def regression_answer(res, name: str, value: float, base: dict) -> dict:
 
 def predictions_for(res, emb: np.ndarray, loc: np.ndarray | None = None) -> dict | None:
     """{task: {"kind", "units", "input", "classes", "probs", "top", "top_p", "uncertain"} or
-    {"kind", "units", "input", "value"[, "interval", "level"]}} or None. `loc` is the point's location embedding
-    (heads that take it get it; without it such heads are hidden with the reason)."""
+    {"kind", "units", "input", "value"[, "interval", "level"]}} or None. `loc` is the point's
+    location embedding (heads that take it get it; without it such heads are hidden with the
+    reason)."""
     if res.heads is None:
         return None
     inputs = {"inr": np.asarray(emb, np.float32).reshape(1, -1)}
