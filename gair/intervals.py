@@ -4,8 +4,10 @@ The head's errors are not the same everywhere (a lowland's elevation is off by m
 mountain's by hundreds), so the val points are cut into bins by their predicted value (quantile
 edges) and each bin keeps its own residual quantiles (Mondrian conformal): a new prediction
 `v` in bin b gets [v + lo[b], v + hi[b]], which holds the truth for `level` of the points like
-it (exchangeability with val). numpy only, stored as plain numbers in the run's config.json,
-so the app's answer before the model loads can show it too.
+it (exchangeability with val). Values and bounds are kept inside the range the training targets
+spanned (`limits`: a population of log10(1 + people) is never below 0). numpy only, stored as
+plain numbers in the run's config.json, so the app's answer before the model loads can show it
+too.
 """
 
 from __future__ import annotations
@@ -26,12 +28,18 @@ class Interval:
     edges: tuple[float, ...]  # bin edges over the predicted value, ascending; len = bins - 1
     lo: tuple[float, ...]  # residual (truth - prediction) quantile at (1 - level) / 2, per bin
     hi: tuple[float, ...]  # ... and at (1 + level) / 2
+    limits: tuple[float, float] | None = None  # the training targets' (min, max)
+
+    def clip(self, values) -> np.ndarray:
+        """Values [N] kept inside `limits` (unchanged without limits)."""
+        v = np.asarray(values, np.float64)
+        return v if self.limits is None else np.clip(v, *self.limits)
 
     def bounds(self, values) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted values [N] -> (low [N], high [N]) of the interval."""
+        """Predicted values [N] -> (low [N], high [N]) of the interval, inside `limits`."""
         v = np.asarray(values, np.float64)
         b = np.searchsorted(np.asarray(self.edges), v, side="right")
-        return v + np.asarray(self.lo)[b], v + np.asarray(self.hi)[b]
+        return self.clip(v + np.asarray(self.lo)[b]), self.clip(v + np.asarray(self.hi)[b])
 
     def to_dict(self) -> dict:
         return {
@@ -40,7 +48,7 @@ class Interval:
             "edges": list(self.edges),
             "lo": list(self.lo),
             "hi": list(self.hi),
-        }
+        } | ({"limits": list(self.limits)} if self.limits is not None else {})
 
     @classmethod
     def from_dict(cls, d, where: str = "interval") -> Interval:
@@ -66,11 +74,19 @@ class Interval:
             raise ValueError(f"{where}: edges must be ascending")
         if any(a > b for a, b in zip(parts["lo"], parts["hi"])):
             raise ValueError(f"{where}: lo must not exceed hi in any bin")
-        return cls(float(level), parts["edges"], parts["lo"], parts["hi"])
+        limits = d.get("limits")
+        if limits is not None:
+            ok = isinstance(limits, list) and len(limits) == 2
+            ok = ok and all(isinstance(x, int | float) and math.isfinite(x) for x in limits)
+            if not ok or limits[0] > limits[1]:
+                raise ValueError(f"{where}: limits must be [min, max], got {limits!r:.100}")
+            limits = (float(limits[0]), float(limits[1]))
+        return cls(float(level), parts["edges"], parts["lo"], parts["hi"], limits)
 
 
-def fit(pred, truth, level: float = LEVEL, bins: int = BINS) -> Interval:
-    """The interval from val predictions [N] and their truths [N] (finite; N >= 10)."""
+def fit(pred, truth, level: float = LEVEL, bins: int = BINS, limits=None) -> Interval:
+    """The interval from val predictions [N] and their truths [N] (finite; N >= 10); `limits`
+    (min, max): the range of the training targets, or None."""
     pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
     if pred.shape != truth.shape or pred.ndim != 1 or len(pred) < 10:
         raise ValueError(f"need >= 10 paired val predictions and truths, got {pred.shape}")
@@ -82,7 +98,9 @@ def fit(pred, truth, level: float = LEVEL, bins: int = BINS) -> Interval:
         r = np.sort(truth[which == b] - pred[which == b])
         lo.append(_conformal_quantile(r, (1 - level) / 2, low=True))
         hi.append(_conformal_quantile(r, (1 + level) / 2, low=False))
-    return Interval(float(level), tuple(map(float, edges)), tuple(lo), tuple(hi))
+    if limits is not None:
+        limits = (float(limits[0]), float(limits[1]))
+    return Interval(float(level), tuple(map(float, edges)), tuple(lo), tuple(hi), limits)
 
 
 def _conformal_quantile(sorted_r: np.ndarray, q: float, low: bool) -> float:

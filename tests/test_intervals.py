@@ -98,3 +98,29 @@ def test_the_app_shows_the_interval_of_a_value():
     assert high["interval"] == (800.0, 1300.0)
     bare = regression_answer(SimpleNamespace(run_config={}), "elevation_m", 1.0, {})
     assert "interval" not in bare and bare["value"] == 1.0
+
+
+def test_limits_keep_values_and_bounds_inside_the_training_range():
+    pred, truth = _heteroscedastic(400, 3)
+    band = fit(pred, truth, limits=(0.0, 3000.0))
+    lo, hi = band.bounds([1.0, 2999.0])
+    assert lo[0] >= 0.0 and hi[1] <= 3000.0
+    assert band.clip([-5.0, 10.0, 4000.0]).tolist() == [0.0, 10.0, 3000.0]
+    assert Interval.from_dict(band.to_dict()) == band
+    with pytest.raises(ValueError, match="limits"):
+        Interval.from_dict(band.to_dict() | {"limits": [5.0, 1.0]})
+    no_limits = fit(pred, truth)
+    assert no_limits.clip([-5.0]).tolist() == [-5.0] and "limits" not in no_limits.to_dict()
+
+
+def test_the_app_keeps_a_value_inside_the_training_range():
+    from types import SimpleNamespace
+
+    from app.logic.labels import regression_answer
+
+    band = Interval(0.8, (), (-0.5,), (0.5,), limits=(0.0, 7.0))
+    res = SimpleNamespace(
+        run_config={"heads": {"tasks": [{"name": "population", "interval": band.to_dict()}]}}
+    )
+    out = regression_answer(res, "population", -0.2, {})
+    assert out["value"] == 0.0 and out["interval"] == (0.0, 0.3)

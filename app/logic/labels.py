@@ -65,7 +65,11 @@ def regression_answer(res, name: str, value: float, base: dict) -> dict:
             except ValueError:  # Heads.load names it; the panel shows the value alone
                 break
             lo, hi = band.bounds([value])
-            out |= {"interval": (float(lo[0]), float(hi[0])), "level": band.level}
+            out |= {
+                "value": float(band.clip([value])[0]),  # inside the training targets' range
+                "interval": (float(lo[0]), float(hi[0])),
+                "level": band.level,
+            }
     return out
 
 

@@ -91,7 +91,8 @@ def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0, 
         if cls:
             temperature = protocol.temperature_scale(model.logits(x_val), y_val[ok_val])
         else:
-            bands[task.name] = conformal.fit(model.predict(x_val), y_val[ok_val])
+            limits = (float(np.min(y_tr[ok_tr])), float(np.max(y_tr[ok_tr])))
+            bands[task.name] = conformal.fit(model.predict(x_val), y_val[ok_val], limits=limits)
         probes[task.name] = to_probe(model.export(), n_classes or 1)
         kinds[task.name], inputs[task.name], temps[task.name] = probe, inp, float(temperature)
         record[task.name] = {

@@ -92,7 +92,10 @@ def heads_table(result: dict, split: str = "test") -> str:
         want = dict(task=task, method="gair-heads", split=split)
         cov = _find(result["rows"], metric="interval80_coverage", **want)
         width = _find(result["rows"], metric="interval80_median_width", **want)
-        band = f"{_cell(cov)}, {width['mean']:,.2f}" if cov and width else ""
+        band = ""
+        if cov and width:
+            w = width["mean"]
+            band = f"{_cell(cov)}, " + (f"{w:,.0f}" if w >= 100 else f"{w:.2f}")
         lines.append(
             f"| {task} | {r['input']} | {r.get('probe', '')} | {metric} | {_cell(r)} | {band} |"
         )
