@@ -131,6 +131,9 @@ def test_click_fills_every_panel(app_env):
     # predictions (heads present) beside the truth
     assert m["Predicted koppen"]
     assert any(label.startswith("Elevation (predicted)") for label in m)
+    shown = texts(at)
+    assert "80% range" in shown  # regression heads show their val-fitted range
+    assert "Matched by the place's imagery + 1 x location" in shown  # the run's query weight
 
 
 def test_fly_button_moves_the_point(app_env):

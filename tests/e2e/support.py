@@ -44,19 +44,28 @@ def fit_heads(run_dir: Path, index_dir: Path, steps: int = 30) -> None:
     """Prediction heads for the default tasks, fitted briefly on the index's own cells."""
     import pandas as pd
 
+    from gair import intervals
     from gair.evaluation.probes import fit_probe
     from gair.evaluation.tasks import default_tasks
     from gair.heads import Heads
+    from gair.place_query import save_run_weight
     from gair.world.world import IGBP_CLASSES
 
     cells = pd.read_parquet(index_dir / "cells.parquet")
     x = np.load(index_dir / "cells.npy")
     continents = sorted({c for c in cells["continent"] if c} | {"Africa", "Asia", "Europe"})
     tasks = default_tasks(list(IGBP_CLASSES), continents)
-    probes, kinds = {}, {}
+    probes, kinds, bands = {}, {}, {}
     for task in tasks:
         y, ok = task.encode(cells[task.name].to_numpy())
         n_out = 1 if task.kind == "regression" else len(task.classes)
         probes[task.name] = fit_probe(x[ok], y[ok], task.kind, n_out, "linear", seed=0, steps=steps)
         kinds[task.name] = "linear"
-    Heads(tasks, probes, kinds).save(run_dir)
+        if task.kind == "regression":  # a range from the cells themselves (a fixture, not a claim)
+            import torch
+
+            with torch.no_grad():
+                pred = probes[task.name](torch.as_tensor(x[ok], dtype=torch.float32))[:, 0]
+            bands[task.name] = intervals.fit(pred.numpy(), y[ok], limits=(y[ok].min(), y[ok].max()))
+    Heads(tasks, probes, kinds, intervals=bands).save(run_dir)
+    save_run_weight(run_dir, {"location_weight": 1.0})  # street views: INR + 1 x location
