@@ -26,7 +26,9 @@ def machine() -> dict:
 
 
 def write_result(name: str, result: dict) -> Path:
-    path = RESULTS / f"{name}.json"
+    """Write benchmarks/results/NAME.json (or NAME itself when it ends in .json: a path)."""
+    path = Path(name) if name.endswith(".json") else RESULTS / f"{name}.json"
+    name = path.stem
     write_json(
         path,
         {
