@@ -224,6 +224,11 @@ def test_stages_rerun_keeps_the_other_stages(evaluated, world, tmp_path):
         evaluate(copy, world, stages=("retrieval",), **(kw | {"seed": 1}))
     with pytest.raises(ValueError, match="stages must be"):
         evaluate(copy, world, stages=("everything",), **kw)
+    broken = json.loads((copy / "eval.json").read_text())
+    broken["rows"].append([{"task": "a list where a row should be"}])
+    (copy / "eval.json").write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match="malformed rows"):
+        evaluate(copy, world, stages=("retrieval",), **kw)
 
 
 def test_place_query_weights():

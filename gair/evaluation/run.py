@@ -91,6 +91,9 @@ def _previous(run_dir: Path, stages: set, key: dict) -> dict:
         raise ValueError(
             f"--stages {sorted(stages)}: {run_dir} has no eval.json to keep the rest of"
         )
+    entries = [*prev.get("rows", []), *prev.get("comparisons", [])]
+    if not all(isinstance(r, dict) and isinstance(r.get("task"), str) for r in entries):
+        raise ValueError(f"--stages: {run_dir}/eval.json has malformed rows; run every stage")
     old = {k: prev.get(k, prev.get("settings", {}).get(k)) for k in key}
     if old != key:  # n_points per split stands for the point sample (n_land, n_train, seed)
         raise ValueError(
