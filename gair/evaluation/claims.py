@@ -1,5 +1,5 @@
 """The README's claims, checked against one or more eval.json files (one per training seed):
-`python -m gair.evaluation.claims RUN_DIR [RUN_DIR ...]` prints a pass/fail table and exits 1
+`python -m gair.evaluation.claims RUN [RUN ...]` (run dirs or eval.json files) prints a pass/fail table and exits 1
 when a claim fails on any run. A claim is only written in the README if it holds on all runs.
 """
 
@@ -79,10 +79,14 @@ def check(result: dict) -> dict[str, tuple[bool, str]]:
 
 
 def main(argv: list[str]) -> int:
-    results = {a: json.loads((Path(a) / "eval.json").read_text()) for a in argv}
+    results = {  # a run dir or an eval.json file
+        a: json.loads((Path(a) if Path(a).is_file() else Path(a) / "eval.json").read_text())
+        for a in argv
+    }
     checks = {a: check(r) for a, r in results.items()}
     claims = list(next(iter(checks.values())))
-    print("| claim | " + " | ".join(Path(a).name for a in argv) + " |")
+    names = [(Path(a).parent if Path(a).is_file() else Path(a)).name for a in argv]
+    print("| claim | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(argv))
     ok = True
     for c in claims:
