@@ -312,3 +312,27 @@ def test_land_only_keeps_coastal_cells_at_a_land_point(spec, world):
     moved = cells[at_sea]
     assert not np.allclose(moved[["lat", "lon"]].to_numpy(), centres[at_sea])  # ... at land points
     assert h3.latlng_to_cell(52.37, 4.90, 4) in set(cells["cell_id"])  # Amsterdam
+
+
+def test_point_queries_search_street_views_with_the_runs_weight(built, spec, world, tmp_path):
+    import shutil
+
+    from gair.place_query import place_query, save_run_weight
+
+    out, _ = built
+    run = tmp_path / "run"
+    shutil.copytree(spec.checkpoint, run)
+    index = GridIndex(out, Embedder(run, world))
+    lat, lon = float(index.cells.iloc[3]["lat"]), float(index.cells.iloc[3]["lon"])
+    plain = index.query_point(lat, lon, k=5)["streetviews"]  # no weight recorded: the INR alone
+    inr = index.embed_point(lat, lon)
+    assert plain["sv_id"].tolist() == index.search_streetviews(inr, 5)["sv_id"].tolist()
+    save_run_weight(run, {"location_weight": "inf"})
+    assert index.streetview_weight == float("inf")
+    loc = index.embedder.location(np.array([[lat, lon]]))[0]
+    by_place = index.query_point(lat, lon, k=5)["streetviews"]
+    want = index.search_streetviews(place_query(inr, loc, float("inf")), 5)
+    assert by_place["sv_id"].tolist() == want["sv_id"].tolist()
+    cell = index.query_cell(index.cells.iloc[3]["cell_id"], k=5)["streetviews"]
+    stored = place_query(index.cell_vectors[3], index.cell_location[3], float("inf"))
+    assert cell["sv_id"].tolist() == index.search_streetviews(stored, 5)["sv_id"].tolist()
