@@ -119,13 +119,10 @@ class Resources:
         """The location weight of a place's street-view query (`gair.place_query`), as
         `gair eval` chose it for the run; 0 (the INR embedding alone) when it has none or the
         record is malformed (logged)."""
-        from gair.place_query import DEFAULT_WEIGHT, KEY, from_json
+        from gair.place_query import DEFAULT_WEIGHT, config_weight
 
-        record = self.run_config.get(KEY)
-        if not isinstance(record, dict) or "location_weight" not in record:
-            return DEFAULT_WEIGHT
         try:
-            return from_json(record["location_weight"])
+            return config_weight(self.run_config)
         except ValueError as err:
             log.warning("%s/config.json: %s; street views use the INR alone", self.run_dir, err)
             return DEFAULT_WEIGHT

@@ -58,15 +58,7 @@ class Interval:
         level = d.get("level")
         if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
             raise ValueError(f"{where}: level must be in (0, 1), got {level!r}")
-        parts = {}
-        for key in ("edges", "lo", "hi"):
-            v = d.get(key)
-            if not isinstance(v, list) or not all(
-                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-                for x in v
-            ):
-                raise ValueError(f"{where}: {key} must be a list of finite numbers, got {v!r:.100}")
-            parts[key] = tuple(float(x) for x in v)
+        parts = {key: _numbers(d.get(key), f"{where}: {key}") for key in ("edges", "lo", "hi")}
         n = len(parts["edges"]) + 1
         if len(parts["lo"]) != n or len(parts["hi"]) != n:
             raise ValueError(f"{where}: lo and hi need {n} values (one per bin of the edges)")
@@ -76,12 +68,19 @@ class Interval:
             raise ValueError(f"{where}: lo must not exceed hi in any bin")
         limits = d.get("limits")
         if limits is not None:
-            ok = isinstance(limits, list) and len(limits) == 2
-            ok = ok and all(isinstance(x, int | float) and math.isfinite(x) for x in limits)
-            if not ok or limits[0] > limits[1]:
-                raise ValueError(f"{where}: limits must be [min, max], got {limits!r:.100}")
-            limits = (float(limits[0]), float(limits[1]))
+            limits = _numbers(limits, f"{where}: limits")
+            if len(limits) != 2 or limits[0] > limits[1]:
+                raise ValueError(f"{where}: limits must be [min, max], got {list(limits)!r}")
         return cls(float(level), parts["edges"], parts["lo"], parts["hi"], limits)
+
+
+def _numbers(v, what: str) -> tuple[float, ...]:
+    """A JSON list of finite numbers as floats; ValueError naming `what` otherwise."""
+    if not isinstance(v, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in v
+    ):
+        raise ValueError(f"{what} must be a list of finite numbers, got {v!r:.100}")
+    return tuple(float(x) for x in v)
 
 
 def fit(pred, truth, level: float = LEVEL, bins: int = BINS, limits=None) -> Interval:

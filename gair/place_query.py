@@ -73,14 +73,20 @@ def from_json(value) -> float:
     return w
 
 
+def config_weight(run_config: dict) -> float:
+    """The weight a run's parsed config.json records (DEFAULT_WEIGHT when it has none);
+    ValueError naming the bad value when the record is malformed."""
+    record = run_config.get(KEY)
+    if not isinstance(record, dict) or "location_weight" not in record:
+        return DEFAULT_WEIGHT
+    return from_json(record["location_weight"])
+
+
 def run_weight(run_dir: str | Path) -> float:
     """The weight `gair eval` chose for a run dir (DEFAULT_WEIGHT when it has none)."""
     from gair.run_dir import read_run_config
 
-    record = read_run_config(run_dir).get(KEY)
-    if not isinstance(record, dict) or "location_weight" not in record:
-        return DEFAULT_WEIGHT
-    return from_json(record["location_weight"])
+    return config_weight(read_run_config(run_dir))
 
 
 def save_run_weight(run_dir: str | Path, record: dict) -> None:

@@ -237,10 +237,11 @@ class GridIndex:
     @property
     def streetview_weight(self) -> float:
         """The location weight of a place's street-view query (`gair.place_query`) that
-        `gair eval` chose for the checkpoint (0, the INR embedding alone, when it has none)."""
-        from gair.place_query import run_weight
+        `gair eval` chose for the checkpoint (0, the INR embedding alone, when it has none),
+        from the config.json its embedder read when it was opened."""
+        from gair.place_query import config_weight
 
-        return run_weight(self.embedder.run_dir)
+        return config_weight(self.embedder.run_config)
 
     def query_point(self, lat: float, lon: float, k: int = 10) -> dict:
         """Nearest cells to the INR embedding of (lat, lon); nearest street views to the

@@ -328,6 +328,7 @@ def test_point_queries_search_street_views_with_the_runs_weight(built, spec, wor
     inr = index.embed_point(lat, lon)
     assert plain["sv_id"].tolist() == index.search_streetviews(inr, 5)["sv_id"].tolist()
     save_run_weight(run, {"location_weight": "inf"})
+    index = GridIndex(out, Embedder(run, world))  # the weight is read when the run is opened
     assert index.streetview_weight == float("inf")
     loc = index.embedder.location(np.array([[lat, lon]]))[0]
     by_place = index.query_point(lat, lon, k=5)["streetviews"]

@@ -5,11 +5,10 @@ when a claim fails on any run. A claim is only written in the README if it holds
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from gair.evaluation.report import MAIN
+from gair.evaluation.report import MAIN, read_result
 
 INHABITED = ("Africa", "Asia", "Europe", "North America", "Oceania", "South America")
 
@@ -79,10 +78,11 @@ def check(result: dict) -> dict[str, tuple[bool, str]]:
 
 
 def main(argv: list[str]) -> int:
-    results = {  # a run dir or an eval.json file
-        a: json.loads((Path(a) if Path(a).is_file() else Path(a) / "eval.json").read_text())
-        for a in argv
-    }
+    results = {a: read_result(a) for a in argv}  # a run dir or an eval.json file
+    missing = [a for a, r in results.items() if r is None]
+    if missing:
+        print(f"no eval.json in {', '.join(missing)}", file=sys.stderr)
+        return 2
     checks = {a: check(r) for a, r in results.items()}
     claims = list(next(iter(checks.values())))
     names = [(Path(a).parent if Path(a).is_file() else Path(a)).name for a in argv]

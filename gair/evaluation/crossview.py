@@ -72,10 +72,13 @@ def nearest_view_rows(
     name: INR embeddings [N, E] (optional)}}); "val" in `points` decides the weight of the
     "gair" method (the decision); other methods use the same weight."""
     gallery = gallery_places(world, size, seed)
-    first = next(iter(embedders.values()))
-    px = first.config["sv"]["img_size"]
-    views = {True: render_queries(world, gallery, px, seed=13)}
-    sv_emb = {(name, True): emb.street_view(views[True]) for name, emb in embedders.items()}
+    px = next(iter(embedders.values())).config["sv"]["img_size"]
+    views = render_queries(world, gallery, px, seed=13)
+    sv_emb = {name: emb.street_view(views) for name, emb in embedders.items()}
+    masked = None  # GAIR's embeddings of the same views without their signs
+    if "gair" in embedders:
+        no_signs = render_queries(world, gallery, px, seed=13, signs=False)
+        masked = embedders["gair"].street_view(no_signs)
 
     def point_embeddings(name, emb, split):
         p = points[split]
@@ -85,7 +88,7 @@ def nearest_view_rows(
     decision = {}
     if "val" in points and "gair" in embedders:
         inr, loc = point_embeddings("gair", embedders["gair"], "val")
-        decision = choose_weight(inr, loc, sv_emb[("gair", True)], gallery, points["val"]["latlon"])
+        decision = choose_weight(inr, loc, sv_emb["gair"], gallery, points["val"]["latlon"])
     weight = float(decision.get("location_weight", 0.0))
     rows = []
     rng = np.random.default_rng(seed)
@@ -101,14 +104,10 @@ def nearest_view_rows(
             inr, loc = point_embeddings(name, emb, split)
             for inp, w in (("inr", 0.0), ("location", math.inf), ("query", weight)):
                 q = place_query(inr, loc, w)
-                errs[(name, inp, True)] = first_view_km(q, sv_emb[(name, True)], gallery, ll)
+                errs[(name, inp, True)] = first_view_km(q, sv_emb[name], gallery, ll)
             if name == "gair":  # the chosen rule on the same gallery without its signs
-                if False not in views:
-                    views[False] = render_queries(world, gallery, px, seed=13, signs=False)
-                masked = emb.street_view(views[False])
-                errs[(name, "query", False)] = first_view_km(
-                    place_query(inr, loc, weight), masked, gallery, ll
-                )
+                q = place_query(inr, loc, weight)
+                errs[(name, "query", False)] = first_view_km(q, masked, gallery, ll)
         for (method, inp, signs), err in errs.items():
             task = TASK if signs else f"{TASK}-no-signs"
             for metric, fn in METRICS.items():

@@ -29,15 +29,6 @@ def default_runs() -> list[Path]:
     ]
 
 
-def read_result(run: Path) -> dict | None:
-    """A run dir's eval.json (checked by `report.read_eval`) or an eval.json file's content."""
-    if run.is_file():
-        import json
-
-        return json.loads(run.read_text())
-    return report.read_eval(run)
-
-
 def claims_table(results: dict[str, dict]) -> str:
     """One row per README claim, one column per run: holds or not, with the figures."""
     checks = {name: claims.check(r) for name, r in results.items()}
@@ -94,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = {}
     for run in args.runs or default_runs():
-        found = read_result(run)
+        found = report.read_result(run)
         if found is None:
             print(f"{run} has no eval.json (run `gair eval --checkpoint {run}`)", file=sys.stderr)
             return 2

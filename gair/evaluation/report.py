@@ -213,6 +213,12 @@ def read_eval(run_dir: str | Path) -> dict | None:
     return json.loads(path.read_text())
 
 
+def read_result(run: str | Path) -> dict | None:
+    """A run dir's eval.json (as `read_eval`) or the content of an eval.json file."""
+    run = Path(run)
+    return json.loads(run.read_text()) if run.is_file() else read_eval(run)
+
+
 if __name__ == "__main__":
     found = read_eval(sys.argv[1] if len(sys.argv) > 1 else "checkpoints/demo")
     print(markdown_table(found) if found else "no eval.json")
