@@ -168,8 +168,9 @@ class Heads:
             raise ValueError(f"{path} holds tensors of no task in config.json: {extra[:5]}")
         return cls(tasks, probes, kinds, inputs, temps, intervals)
 
-    def _embeddings(self, embeddings) -> torch.Tensor:
-        """Validated embeddings [N, E] as a float32 tensor."""
+    def _embeddings(self, embeddings, first_row: int = 0) -> torch.Tensor:
+        """Validated embeddings [N, E] as a float32 tensor (errors number rows from
+        `first_row`)."""
         if isinstance(embeddings, torch.Tensor):
             embeddings = embeddings.detach().cpu().numpy()
         try:
@@ -192,12 +193,12 @@ class Heads:
         if not finite.all():
             row, col = (int(i) for i in np.argwhere(~finite)[0])
             raise ValueError(
-                f"Heads.predict: embeddings must be finite, got {x[row, col].item()!r} at row {row}, "
-                f"column {col}"
+                f"Heads.predict: embeddings must be finite, got {x[row, col].item()!r} at row "
+                f"{first_row + row}, column {col}"
             )
         return torch.as_tensor(x, dtype=torch.float32)
 
-    def _inputs(self, embeddings) -> dict[str, torch.Tensor]:
+    def _inputs(self, embeddings, first_row: int = 0) -> dict[str, torch.Tensor]:
         """{"inr": [N, E], "location": [N, E]} validated; an array alone is the INR input."""
         given = embeddings if isinstance(embeddings, dict) else {"inr": embeddings}
         missing = [k for k in self.needs if k not in given]
@@ -206,20 +207,20 @@ class Heads:
                 f"Heads.predict: these heads also take the {' and '.join(missing)} embedding: "
                 f'pass {{"inr": ..., "location": ...}}'
             )
-        out = {k: self._embeddings(given[k]) for k in self.needs}
+        out = {k: self._embeddings(given[k], first_row) for k in self.needs}
         sizes = {len(v) for v in out.values()}
         if len(sizes) > 1:
             raise ValueError(f"Heads.predict: inputs have different numbers of rows {sizes}")
         return out
 
     @torch.no_grad()
-    def predict(self, embeddings) -> dict[str, np.ndarray]:
+    def predict(self, embeddings, first_row: int = 0) -> dict[str, np.ndarray]:
         """Embeddings [N, E] (or {"inr": [N, E], "location": [N, E]}) -> {task: values [N]
         (regression) or calibrated class probabilities [N, K]}.
 
         ValueError unless each input is a finite real [N, E] array with E = `in_dim`; N = 0
-        gives empty results."""
-        x = self._inputs(embeddings)
+        gives empty results; `first_row`: the number errors give the first row (a chunk's)."""
+        x = self._inputs(embeddings, first_row)
         out = {}
         for name, probe in self.probes.items():
             y = probe(torch.cat([x[k] for k in INPUTS[self.inputs[name]]], 1))
@@ -229,11 +230,25 @@ class Heads:
                 out[name] = (y / self.temperatures[name]).softmax(-1).numpy()
         return out
 
-    def predict_table(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
+    def predict_table(self, embeddings, chunk_rows: int = 65_536) -> dict[str, np.ndarray]:
         """Column-friendly predictions: regression values, and for classes the top class name
-        (`pred_<task>`) and its probability (`pred_<task>_p`). Input as in `predict`."""
+        (`pred_<task>`) and its probability (`pred_<task>_p`). Input as in `predict`; rows are
+        predicted `chunk_rows` at a time, so memory stays bounded on a 4 M-cell index."""
+        given = embeddings if isinstance(embeddings, dict) else {"inr": embeddings}
+        sizes = {len(v) if hasattr(v, "__len__") else -1 for v in given.values()}
+        n = max(sizes, default=0)
+        if n <= chunk_rows or len(sizes) > 1 or -1 in sizes:
+            # (also every malformed input: `predict` names what is wrong with the whole of it)
+            return self._columns(self.predict(embeddings))
+        parts = [
+            self._columns(self.predict({k: v[i : i + chunk_rows] for k, v in given.items()}, i))
+            for i in range(0, n, chunk_rows)
+        ]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _columns(self, predicted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cols = {}
-        for name, y in self.predict(embeddings).items():
+        for name, y in predicted.items():
             task = self.tasks[name]
             if task.kind == "regression":
                 cols[f"pred_{name}"] = y.astype(np.float32)

@@ -265,14 +265,20 @@ def run_local(
 
 
 def load_shards(work: Path, n: int, shard_size: int) -> dict[str, np.ndarray]:
+    """The shards' arrays joined in cell order, read one shard at a time into arrays allocated
+    once (4 M cells hold 8 GB of float32 vectors: joining a list of them would need twice that)."""
     n_shards = (n + shard_size - 1) // shard_size
-    parts = [dict(np.load(_shard_path(work, i))) for i in range(n_shards)]
-    return {
-        "point": np.concatenate([p["point"] for p in parts]),
-        "location": np.concatenate([p["location"] for p in parts]),
-        "covered": np.concatenate([p["covered"] for p in parts]),
-        "encoder_passes": int(sum(int(p["encoder_passes"]) for p in parts)),
-    }
+    out, passes = {}, 0
+    for i in range(n_shards):
+        rows = slice(i * shard_size, min(n, (i + 1) * shard_size))
+        with np.load(_shard_path(work, i)) as shard:
+            for key in ("point", "location", "covered"):
+                part = shard[key]
+                if key not in out:
+                    out[key] = np.empty((n, *part.shape[1:]), part.dtype)
+                out[key][rows] = part
+            passes += int(shard["encoder_passes"])
+    return {**out, "encoder_passes": passes}
 
 
 def write_geoparquet(frame: pd.DataFrame, path: Path) -> None:
@@ -380,19 +386,22 @@ def build_index(spec: BuildSpec, out: str | Path, world=None, progress: bool = T
             f"none of the {len(cells)} cells of {spec.grid} has imagery under it: the grid and "
             f"the RS source do not overlap (source bounds W,S,E,N {list(source.bounds4326)})"
         )
-    cells = cells[covered].reset_index(drop=True)
-    point, location = shards["point"][covered], shards["location"][covered]
+    point, location = shards.pop("point"), shards.pop("location")
+    if not covered.all():  # (a copy: skipped when every cell has imagery, as in the demo world)
+        cells = cells[covered].reset_index(drop=True)
+        point, location = point[covered], location[covered]
     heads = Heads.load(spec.checkpoint)
     if heads is not None:  # per-cell downstream predictions from the run's trained heads
         for name, values in heads.predict_table({"inr": point, "location": location}).items():
             cells[name] = values
+    location = np.asarray(location, vectors.STORED_DTYPE)  # as stored; frees the float32 copy
 
     with atomic_dir(out) as tmp:
         gallery, sv_vecs, sv_source = build_gallery(
             embedder, source, spec.gallery_size, spec.gallery_csv, tmp, progress
         )
         cell_stats = write_vectors(tmp, "cells", point)
-        write_npy(tmp / "cells_location.npy", np.asarray(location, vectors.STORED_DTYPE))
+        write_npy(tmp / "cells_location.npy", location)
         write_geoparquet(cells, tmp / "cells.parquet")
         sv_stats = write_vectors(tmp, "streetviews", sv_vecs)
         write_geoparquet(gallery, tmp / "streetviews.parquet")

@@ -254,20 +254,19 @@ def coastal_anchors(cells: pd.DataFrame, land: np.ndarray, is_land) -> pd.DataFr
     sea = sorted((ring & listed) - set(cells["cell_id"][land]))
     if not sea:
         return cells.iloc[:0][["cell_id", "lat", "lon"]]
-    ids, pts = [], []
+    ids, pts, centres = [], [], []
     for c in sea:
         centre = np.array(h3.cell_to_latlng(c))
         verts = np.array(h3.cell_to_boundary(c))
         verts[:, 1] = centre[1] + geo.wrap_lon(verts[:, 1] - centre[1])  # across the antimeridian
-        inner = centre + 0.75 * (verts - centre)
-        res = h3.get_resolution(c)
-        kids = [h3.cell_to_latlng(k) for k in h3.cell_to_children(c, res + 1)]
-        for q in np.concatenate([inner, np.array(kids)]):
-            ids.append(c)
-            pts.append((q[0], geo.wrap_lon(q[1])))
-    pts = np.array(pts, np.float64)
+        kids = [h3.cell_to_latlng(k) for k in h3.cell_to_children(c, h3.get_resolution(c) + 1)]
+        inside = np.concatenate([centre + 0.75 * (verts - centre), np.array(kids)])
+        ids += [c] * len(inside)
+        pts.append(inside)
+        centres.append(np.broadcast_to(centre, inside.shape))
+    pts, centres = np.concatenate(pts), np.concatenate(centres)
+    pts[:, 1] = geo.wrap_lon(pts[:, 1])  # one call for all points: it is the slow part at h3:6
     on_land = np.asarray(is_land(pts), bool)
-    centres = np.array([h3.cell_to_latlng(c) for c in ids])
     km = np.asarray(geo.haversine_km(pts, centres))
     frame = pd.DataFrame({"cell_id": ids, "lat": pts[:, 0], "lon": pts[:, 1], "km": km})
     frame = frame[on_land].sort_values(["cell_id", "km"]).drop_duplicates("cell_id")

@@ -341,6 +341,31 @@ def test_demo_heads_predict_validates_embeddings(heads_run):
         heads.predict_table(_both(x))
 
 
+def test_heads_predict_table_in_chunks_equals_one_pass(heads_run):
+    """A 4 M-cell index's predictions are made a chunk at a time (bounded memory): the same
+    columns as one pass, and a bad value is reported at its row in the whole input."""
+    heads = Heads.load(heads_run)
+    rng = np.random.default_rng(1)
+    inr, location = (rng.normal(size=(50, heads.in_dim)).astype(np.float32) for _ in range(2))
+    inputs = {"inr": inr, "location": location}
+    whole, chunked = heads.predict_table(inputs), heads.predict_table(inputs, chunk_rows=7)
+    assert set(whole) == set(chunked) and {"pred_koppen", "pred_koppen_p"} <= set(whole)
+    for name in whole:
+        assert len(chunked[name]) == 50
+        if whole[name].dtype.kind == "f":
+            np.testing.assert_allclose(
+                chunked[name], whole[name], rtol=1e-4, atol=1e-5
+            )  # BLAS blocking
+        else:
+            assert (chunked[name] == whole[name]).all(), name
+    location[23, 4] = np.inf
+    with pytest.raises(ValueError, match=r"finite, got inf at row 23, column 4"):
+        heads.predict_table(inputs, chunk_rows=7)
+    location[23, 4] = 0.0
+    with pytest.raises(ValueError, match=r"different numbers of rows \{40, 50\}"):
+        heads.predict_table({"inr": inr, "location": location[:40]}, chunk_rows=7)
+
+
 def test_heads_class_list_shorter_than_the_head_is_refused_at_load(heads_run):
     _edit_config(heads_run, lambda cfg: _task(cfg, "landcover")["classes"].pop())
     with pytest.raises(ValueError) as err:
