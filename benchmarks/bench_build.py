@@ -1,11 +1,14 @@
 """Index build throughput per engine and worker count, and whether the engines agree.
 
-    python -m benchmarks.bench_build [--grid h3:3] [--runs local,ray:1,ray:2]
+    python -m benchmarks.bench_build [--grid h3:3] [--aoi W,S,E,N] [--runs local,ray:1,ray:2]
+        [--out build-NAME.json]
 
 Each run is a fresh `gair index build --land-only` of the same grid with the demo checkpoint
 and world (a subprocess, so Ray starts and stops as a user's command would), timed wall-clock;
 cells/s counts grid cells only (the gallery is kept small). The vectors of every run are compared
-with the first run's (max absolute difference). Writes benchmarks/results/build.json.
+with the first run's (max absolute difference). `--aoi` limits a fine grid to an area (h3:6 over
+Europe: the per-cell cost at the global build's grain, in minutes). Writes
+benchmarks/results/build.json (or `--out`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--grid", default="h3:3")
+    p.add_argument("--aoi", default=None, help="W,S,E,N or a GeoJSON file (default: land)")
     p.add_argument("--runs", default="local,ray:1,ray:2")
+    p.add_argument("--out", default="build", help="result name or .json path")
     p.add_argument("--checkpoint", default=str(REPO / "checkpoints/demo"))
     p.add_argument("--world", default=str(REPO / "data/world"))
     args = p.parse_args(argv)
@@ -42,6 +47,7 @@ def main(argv=None) -> int:
             cmd = [gair, "index", "build", "--checkpoint", args.checkpoint, "--world", args.world]
             cmd += ["--grid", args.grid, "--land-only", "--gallery-size", "100", "--json"]
             cmd += ["--engine", engine, "--workers", workers or "2", "--out", str(out)]
+            cmd += [f"--aoi={args.aoi}"] if args.aoi else []
             t = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
             seconds = time.perf_counter() - t
@@ -63,7 +69,8 @@ def main(argv=None) -> int:
             )
             print(json.dumps(runs[-1]), flush=True)
             shutil.rmtree(out)
-    write_result("build", {"grid": args.grid, "command": " ".join(sys.argv), "runs": runs})
+    result = {"grid": args.grid, "aoi": args.aoi, "command": " ".join(sys.argv), "runs": runs}
+    write_result(args.out, result)
     return 0
 
 

@@ -68,7 +68,7 @@ def bench_size(n: int, dim: int, base, rng, n_queries: int = 200) -> dict:
     t0 = time.perf_counter()
     index = V.build_index(data, factory)
     build_s = time.perf_counter() - t0
-    nprobe, recall = V.tune_nprobe(index, data)
+    nprobe, recall, _ = V.tune_nprobe(index, data)
     queries = data[rng.integers(0, n, n_queries)]
     V.configure_for_single_queries()  # as GridIndex serves queries
     lat = single_query_ms(index, queries)

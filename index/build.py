@@ -300,7 +300,7 @@ def write_vectors(out: Path, name: str, vecs: np.ndarray) -> dict:
     # FAISS indexes the stored values, so every score it gives is a stored vector's cosine
     index = vectors.build_index(stored.astype(np.float32), factory)
     rerank = vectors.rerank_size(factory)
-    nprobe, recall = vectors.tune_nprobe(vectors.Searcher(index, stored, rerank), vecs)
+    nprobe, recall, recall_ties = vectors.tune_nprobe(vectors.Searcher(index, stored, rerank), vecs)
     vectors.write_index(index, out / f"{name}.faiss")
     write_npy(out / f"{name}.npy", stored)
     return {
@@ -310,6 +310,8 @@ def write_vectors(out: Path, name: str, vecs: np.ndarray) -> dict:
         "rerank": rerank,
         "stored_dtype": np.dtype(vectors.STORED_DTYPE).name,
         "recall_at_10": recall,
+        "recall_at_10_near_ties": recall_ties,  # found within TIE_TOLERANCE of the 10th cosine
+        "tie_tolerance": vectors.TIE_TOLERANCE,
         "bytes_per_vector": vectors.bytes_per_vector(index, len(vecs)),
     }
 

@@ -179,7 +179,8 @@ def run_build(args) -> int:
         cells = manifest["cells"]
         print(
             f"index written to {args.out}: {cells['count']} cells ({cells['factory']}, recall@10 "
-            f"{cells['recall_at_10']:.3f}), {manifest['streetviews']['count']} street views, "
+            f"{cells['recall_at_10']:.3f}, {cells['recall_at_10_near_ties']:.3f} with near-ties), "
+            f"{manifest['streetviews']['count']} street views, "
             f"{manifest['encoder_passes_per_point']:.3f} encoder passes per point, {manifest['build_seconds']} s"
         )
         cov = manifest.get("coverage") or {}

@@ -15,7 +15,9 @@ Neighbouring grid cells have near-identical embeddings, so a top 10 is a set of 
 (the 10th and 11th cosine ~5e-4 apart) that int8 alone (error ~6e-3) cannot order: on the
 demo index SQ8 alone gives recall@10 0.88, its top 200 re-ranked in float16 0.96 (float16 alone:
 0.98, the ceiling of any float16 store). `Searcher` does the two steps; `tune_nprobe` picks
-the IVF probes for recall >= 0.95 of the whole search.
+the IVF probes for recall >= 0.95 of the whole search, near-ties counted (`recall_against`: on a
+flat field, such as the ice sheets at h3:6, no float16 store can tell which of many near-equal
+cells are the float32 top 10); the manifest records both recalls.
 
 The number of inverted lists is capped by the k-means training sample: FAISS wants >= 39
 training points per centroid, so with the default 200k sample at most 4,096 lists (a 65,536-list
@@ -30,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -194,46 +197,90 @@ class Searcher:
         return out_s, out_i
 
 
+TIE_TOLERANCE = 1e-4  # cosine; twice the float16 store's own largest cosine error (5.7e-5)
+
+
+@dataclass
+class Truth:
+    """Queries drawn from the data [Q, D], their exact float32 top k `ids` [Q, k], and the
+    exact cosine of each query's k-th neighbour `kth` [Q]."""
+
+    queries: np.ndarray
+    ids: np.ndarray
+    kth: np.ndarray
+
+
+def exact_truth(vectors: np.ndarray, k: int = 10, n_queries: int = 1000, seed: int = 0) -> Truth:
+    """The exact inner-product top k of `n_queries` of the data's own vectors (`faiss.knn`,
+    which scans `vectors` in place: no copy of a 4 M-vector table)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    rng = np.random.default_rng(seed)
+    queries = vectors[rng.choice(n, size=min(n, n_queries), replace=False)]
+    scores, ids = faiss.knn(queries, vectors, min(k, n), metric=faiss.METRIC_INNER_PRODUCT)
+    return Truth(queries, ids, scores[:, -1])
+
+
+def recall_against(
+    searcher, truth: Truth, vectors: np.ndarray | None = None, tol: float = TIE_TOLERANCE
+) -> tuple[float, float]:
+    """(recall, recall with near-ties) of `searcher` against the exact top k. Recall: the share
+    of the exact top k found. With near-ties (needs the float32 `vectors`): the share of found
+    vectors whose exact cosine is within `tol` of the exact k-th's. Where the embedding field
+    is flat (an ice sheet at h3:6: 400,000 cells whose cosines differ by < 1e-5), which 10 of
+    the near-equal cells are "the" top 10 is decided by float32 noise that no float16 store
+    can see (exact float16 search finds 0.84 of them there), and any of them is as good an
+    answer; near-ties count those. Without `vectors` both numbers are the plain recall."""
+    k = truth.ids.shape[1]
+    _, found = searcher.search(truth.queries, k)
+    hits = sum(len(set(t) & set(f)) for t, f in zip(truth.ids, found))
+    recall = hits / truth.ids.size
+    if vectors is None:
+        return recall, recall
+    valid = found >= 0
+    rows = np.asarray(vectors[np.where(valid, found, 0).ravel()], np.float32).reshape(
+        *found.shape, -1
+    )
+    cos = np.einsum("qd,qkd->qk", truth.queries, rows)
+    near = valid & (cos >= truth.kth[:, None] - tol)
+    return recall, float(near.sum() / truth.ids.size)
+
+
 def recall_at_k(
     searcher, vectors: np.ndarray, k: int = 10, n_queries: int = 1000, seed: int = 0
 ) -> float:
     """Recall@k of `searcher` (a `Searcher` or a FAISS index) against exact float32
     inner-product search, on queries drawn from the data (1.0 without vectors)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n = len(vectors)
-    if n == 0 or k < 1:
+    if len(vectors) == 0 or k < 1:
         return 1.0
-    k = min(k, n)
-    rng = np.random.default_rng(seed)
-    queries = vectors[rng.choice(n, size=min(n, n_queries), replace=False)]
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    _, truth = exact.search(queries, k)
-    _, found = searcher.search(queries, k)
-    hits = sum(len(set(t) & set(f)) for t, f in zip(truth, found))
-    return hits / truth.size
+    return recall_against(searcher, exact_truth(vectors, k, n_queries, seed))[0]
 
 
 def tune_nprobe(
     searcher, vectors: np.ndarray, target: float = 0.95, k: int = 10
-) -> tuple[int | None, float]:
-    """Smallest nprobe (doubling) for which the whole search (FAISS + re-rank) reaches `target`
-    recall@k; (None, recall) for indexes without inverted lists."""
+) -> tuple[int | None, float, float]:
+    """Smallest nprobe (doubling) for which the whole search (FAISS + re-rank) finds `target`
+    of the exact top k, near-ties counted (`recall_against`); returns (nprobe, recall, recall
+    with near-ties), nprobe None for indexes without inverted lists. The exact top k is
+    computed once, not per nprobe tried."""
     if not isinstance(searcher, Searcher):  # a bare FAISS index: scored as it is
         searcher = Searcher(searcher, None, 0)
     index = searcher.index
+    if len(vectors) == 0 or k < 1:
+        return None, 1.0, 1.0
+    truth = exact_truth(vectors, k)
     try:
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:
-        return None, recall_at_k(searcher, vectors, k)
-    nprobe, recall = 8, 0.0
+        return None, *recall_against(searcher, truth, vectors)
+    nprobe, recalls = 8, (0.0, 0.0)
     while nprobe <= ivf.nlist:
         set_search_params(index, nprobe=nprobe, ef_search=max(64, nprobe * 2))
-        recall = recall_at_k(searcher, vectors, k)
-        if recall >= target:
+        recalls = recall_against(searcher, truth, vectors)
+        if recalls[1] >= target:
             break
         nprobe *= 2
-    return min(nprobe, ivf.nlist), recall
+    return min(nprobe, ivf.nlist), *recalls
 
 
 def bytes_per_vector(index, n: int) -> float:

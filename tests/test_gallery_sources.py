@@ -263,7 +263,7 @@ def test_empty_gallery_is_a_valid_index(embedder, tmp_path):
     assert vectors.choose_factory(0, dim) == "Flat"
     index = vectors.build_index(vecs)
     assert index.ntotal == 0 and index.d == dim
-    assert vectors.tune_nprobe(index, vecs) == (None, 1.0)
+    assert vectors.tune_nprobe(index, vecs) == (None, 1.0, 1.0)
     assert vectors.bytes_per_vector(index, 0) == 0.0
     with pytest.raises(ValueError, match="training"):
         vectors.build_index(vecs, factory="IVF16,Flat")

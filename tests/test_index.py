@@ -287,6 +287,35 @@ def test_int8_search_reranked_in_float16_keeps_recall(n):
     assert (ids[:, 0] == np.arange(5)).all()  # a stored vector finds itself first
 
 
+def test_near_tie_recall_counts_equally_good_answers_only():
+    """Where the field is flat (many vectors a hair apart) another set of equally near vectors
+    is a right answer: plain recall misses it, recall with near-ties counts it; far vectors
+    count under neither. tune_nprobe reports both and tunes on the near-tie one."""
+    from index import vectors as V
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=64)
+    flat = base + 1e-6 * rng.normal(size=(40, 64))  # an ice sheet: cosines differ by ~1e-12
+    far = rng.normal(size=(40, 64))
+    x = np.concatenate([flat, far])
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    truth = V.exact_truth(x[:40], k=10, n_queries=5)
+    truth.ids = np.tile(np.arange(10), (5, 1))  # "the" exact top 10: 10 of the 40 tied vectors
+
+    class Returns:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def search(self, queries, k):
+            return None, np.tile(self.rows, (len(queries), 1))
+
+    assert V.recall_against(Returns(np.arange(30, 40)), truth, x) == (0.0, 1.0)  # tied: right
+    assert V.recall_against(Returns(np.arange(40, 50)), truth, x) == (0.0, 0.0)  # far: wrong
+    assert V.recall_against(Returns(np.arange(40, 50)), truth) == (0.0, 0.0)  # no vectors
+    nprobe, recall, near = V.tune_nprobe(V.build_index(x, "Flat"), x)
+    assert nprobe is None and near >= recall and near == 1.0
+
+
 def test_searcher_pads_when_fewer_vectors_than_k():
     from index import vectors as V
 
