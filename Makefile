@@ -57,7 +57,8 @@ browser:
 	bash scripts/install_browser.sh
 
 # The demo index: every land H3 resolution-4 cell (81,820, ~45 km apart) plus a street-view gallery.
-# Finer: `make index GRID=h3:5 INDEX=data/index-h3-5` (572,615 cells, 9 min; README "Grain").
+# Finer: `make index GRID=h3:5 INDEX=data/index-h3-5` (572,615 cells, 9 min) or GRID=h3:6
+# (4,059,982 cells, ~36 min, 5.2 GB, 15.5 GB peak RAM; README "Grain").
 # The index format follows index/build.py and index/integrity.py: a change there rebuilds it.
 $(INDEX)/manifest.json: $(CHECKPOINT)/model.safetensors $(CHECKPOINT)/config.json index/build.py index/integrity.py | world
 	$(VENV)/bin/gair index build --checkpoint $(CHECKPOINT) --world $(WORLD) --grid $(GRID) --land-only --gallery-size 10000 --out $(INDEX)
