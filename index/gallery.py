@@ -37,6 +37,7 @@ from gair.data.rows import (
     _Report,
 )
 from gair.images import read_image, square_resize
+from gair.spread import spread_choice
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ INTERNAL_COLUMNS = ("image_file", "csv_row", "_row")
 
 # -- rendered (demo world) ---------------------------------------------------------------------
 def gallery_views(world, size: int) -> pd.DataFrame:
-    """A deterministic subset of the world's street-view locations, each with a heading and a
-    render seed: columns sv_id, lat, lon, split, heading_deg, seed."""
+    """A deterministic subset of the world's street-view locations, spread over the land they
+    cover (`gair.spread.spread_choice`: each H3 resolution-2 cell weighs the same, so the
+    crowded regions do not fill the gallery), each with a heading and a render seed: columns
+    sv_id, lat, lon, split, heading_deg, seed."""
     table = world.streetviews
     frame = pd.DataFrame(
         {
@@ -65,9 +68,8 @@ def gallery_views(world, size: int) -> pd.DataFrame:
     frame["split"] = np.asarray(table["split"]) if "split" in table else "unknown"
     rng = np.random.default_rng(GALLERY_SEED)
     if size < len(frame):
-        frame = frame.iloc[np.sort(rng.choice(len(frame), size=size, replace=False))].reset_index(
-            drop=True
-        )
+        rows = spread_choice(frame[["lat", "lon"]].to_numpy(np.float64), size, rng)
+        frame = frame.iloc[rows].reset_index(drop=True)
     frame["heading_deg"] = rng.uniform(0, 360, len(frame)).round(1)
     frame["seed"] = np.arange(len(frame), dtype=np.int64) + GALLERY_SEED
     return frame

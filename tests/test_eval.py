@@ -14,6 +14,7 @@ from gair.evaluation import geolocation as G
 from gair.evaluation.features import FEATURE_SETS, render_queries
 from gair.evaluation.geoclip_location import geoclip_features
 from gair.evaluation.points import eval_points
+from gair.evaluation.report import primary_prior
 from gair.evaluation.run import evaluate, markdown_table, retrieval_rows
 from gair.heads import Heads
 from gair.world import grid
@@ -69,11 +70,22 @@ def test_geolocation_rows_baselines_and_decision(evaluated):
     rows = [r for r in result["rows"] if r["task"].startswith("geolocation")]
     assert {r["task"] for r in rows} == {"geolocation", "geolocation-no-signs"}
     answers = {(r["method"], r.get("answer")) for r in rows}
-    assert {("gallery-prior", "baseline"), ("country-oracle", "baseline")} <= answers
-    assert {("gair", "best-entry"), ("gair", "posterior-median")} <= answers
+    priors = {("gallery-prior", "baseline"), ("area-prior", "baseline")}
+    assert priors | {("country-oracle", "baseline")} <= answers
+    assert {("gair", a) for a in G.ANSWERS} <= answers
     decision = result["decisions"]["geolocation_primary_answer"]
     assert decision["answer"] in G.ANSWERS and set(decision["val_median_km"]) == set(G.ANSWERS)
-    assert any("group" in r and r["group"].startswith("continent=") for r in rows)
+    assert decision["answer"] == min(decision["val_median_km"], key=decision["val_median_km"].get)
+    # each continent's figure of the primary answer stands beside the flat-score answers of both
+    # priors, and the claims compare it with its own prior's
+    grouped = {(r["method"], r["group"]) for r in rows if r.get("group", "").startswith("cont")}
+    for method in ("gair", "gallery-prior", "area-prior"):
+        assert any(m == method for m, _ in grouped), method
+    assert primary_prior(result) == G.PRIOR_OF[decision["answer"]]
+    # the primary answer is compared, paired, with the baselines and GAIR's other answers
+    compared = {c["baseline"] for c in result["comparisons"] if c["task"] == "geolocation"}
+    others = {f"gair/{a}" for a in G.ANSWERS if a != decision["answer"]}
+    assert {"gallery-prior", "area-prior", "country-oracle"} | others <= compared
 
 
 def test_heads_chosen_on_val_and_saved(evaluated):

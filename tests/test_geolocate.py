@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from gair.geo import haversine_km
-from gair.geolocate import geographic_median, latlon_to_xyz, locate, spherical_median, xyz_to_latlon
+from gair.geolocate import (
+    area_prior,
+    geographic_median,
+    latlon_to_xyz,
+    locate,
+    spherical_median,
+    xyz_to_latlon,
+)
+from gair.spread import cell_weights, spread_choice
 
 
 def test_latlon_xyz_round_trip_across_the_antimeridian_and_poles():
@@ -86,3 +94,65 @@ def test_chunks_do_not_change_the_answers():
 def test_locate_names_bad_inputs(query, emb, latlon, scale, match):
     with pytest.raises(ValueError, match=match):
         locate(query, emb, latlon, logit_scale=scale)
+
+
+def _crowded_and_sparse():
+    """40 places crowded within ~20 km of Chicago and one each in Lagos and Lima."""
+    rng = np.random.default_rng(0)
+    crowd = np.array([41.9, -87.6]) + rng.normal(0, 0.1, (40, 2))
+    return np.vstack([crowd, [[6.5, 3.4], [-12.0, -77.0]]])
+
+
+def test_area_prior_gives_each_cell_the_same_mass():
+    latlon = _crowded_and_sparse()
+    w = cell_weights(latlon)
+    assert w.shape == (42,) and abs(w.sum() - 1) < 1e-12
+    assert np.allclose(w[-2:], 1 / 3)  # Lagos and Lima: a cell each, a third of the mass each
+    assert np.isclose(w[:40].sum(), 1 / 3)  # the crowd shares its one cell's third
+    assert np.allclose(area_prior(latlon), w)
+
+
+def test_an_unsure_view_lands_between_regions_under_the_area_prior_not_in_the_crowd():
+    """A view that fits every place equally: under the gallery's density its answer sits in the
+    crowd; under the area prior it moves towards the lone places (the flat-score answers)."""
+    latlon = _crowded_and_sparse()
+    emb = torch.ones(42, 4)
+    dense = locate(torch.ones(1, 4), emb, latlon, logit_scale=10.0)
+    area = locate(torch.ones(1, 4), emb, latlon, logit_scale=10.0, prior=area_prior(latlon))
+    chicago = torch.tensor([[41.9, -87.6]], dtype=torch.float64)
+    assert haversine_km(dense, chicago).item() < 50
+    assert haversine_km(area, chicago).item() > 2000
+    # the flat-score answer of each prior is the (weighted) geographic median of the gallery
+    assert haversine_km(area[0].numpy(), geographic_median(latlon, area_prior(latlon))) < 1.0
+    assert haversine_km(dense[0].numpy(), geographic_median(latlon)) < 1.0
+
+
+def test_a_confident_view_ignores_the_prior():
+    latlon = _crowded_and_sparse()
+    emb = torch.zeros(42, 2)
+    emb[:, 0] = 1.0
+    emb[-2] = torch.tensor([0.0, 1.0])  # only Lagos fits the view
+    pred = locate(
+        torch.tensor([[0.0, 1.0]]), emb, latlon, logit_scale=100.0, prior=area_prior(latlon)
+    )
+    assert haversine_km(pred[0].numpy(), latlon[-2]) < 1.0
+
+
+@pytest.mark.parametrize("prior", [np.ones(3), np.r_[np.ones(41), 0.0], np.r_[np.ones(41), np.nan]])
+def test_locate_names_a_bad_prior(prior):
+    with pytest.raises(ValueError, match="prior must be 42 finite positive weights"):
+        locate(torch.ones(1, 4), torch.ones(42, 4), _crowded_and_sparse(), 10.0, prior=prior)
+
+
+def test_spread_choice_takes_the_lone_places_and_stays_seeded():
+    latlon = _crowded_and_sparse()
+    rows = spread_choice(latlon, 5, np.random.default_rng(3))
+    assert len(set(rows)) == 5 and (np.diff(rows) > 0).all()
+    # each lone place has a third of the weight: over seeds, they are nearly always drawn
+    hits = [
+        {40, 41} <= set(spread_choice(latlon, 5, np.random.default_rng(s)).tolist())
+        for s in range(50)
+    ]
+    assert np.mean(hits) > 0.9  # a uniform draw of 5 of 42 takes both 1% of the time
+    assert (spread_choice(latlon, 5, np.random.default_rng(3)) == rows).all()
+    assert (spread_choice(latlon, 99, np.random.default_rng(3)) == np.arange(42)).all()

@@ -12,7 +12,8 @@ also scored on a gallery rendered without roadside signs (task "nearest-street-v
 the signs are a planted country cue, and a claim must survive without them.
 
 The gallery mirrors the app's demo index: a seeded sample of the world's street-view places of
-all splits (the index does not know splits), one rendered view each.
+all splits (the index does not know splits), spread over the land (`gair.spread`), one rendered
+view each.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gair.evaluation import stats
 from gair.evaluation.features import render_queries
 from gair.geo import haversine_km
 from gair.place_query import WEIGHTS, place_query, to_json
+from gair.spread import spread_choice
 
 GALLERY_SIZE = 5000
 TASK = "nearest-street-view"
@@ -36,8 +38,7 @@ METRICS = {
 
 def gallery_places(world, size: int, seed: int) -> np.ndarray:
     ll = world.streetviews[["lat", "lon"]].to_numpy(np.float64)
-    pick = np.random.default_rng(seed).choice(len(ll), min(size, len(ll)), replace=False)
-    return ll[np.sort(pick)]
+    return ll[spread_choice(ll, size, np.random.default_rng(seed))]
 
 
 def first_view_km(query: np.ndarray, sv_emb: np.ndarray, gallery: np.ndarray, latlon) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 For the val split (to decide the primary answer), the test split and the unseen region: one
 rendered view per street-view place, with and without the roadside signs (the planted country
-cue); GAIR and random-init answers against the gallery-prior, random-entry and country-oracle
-baselines; overall, per continent and by whether the place's country has training places.
+cue); GAIR and random-init answers against the gallery-prior, area-prior, random-entry and
+country-oracle baselines; overall, per continent and by whether the place's country has training places.
 """
 
 from __future__ import annotations
@@ -114,13 +114,18 @@ def geolocation_eval(
                         )
                     )
             main = errs[("gair", primary)]
-            for base in ("gallery-prior", "random-entry", "country-oracle"):
+            # the baselines, and GAIR's other answers (what the choice on val bought)
+            bases = ("gallery-prior", "area-prior", "random-entry", "country-oracle")
+            others = [(b, "baseline") for b in bases]
+            others += [("gair", a) for a in G.ANSWERS if a != primary]
+            for key in others:
+                base = key[0] if key[1] == "baseline" else f"gair/{key[1]}"
                 for metric, fn in G.error_metrics().items():
                     d, lo, hi = stats.paired_difference(
                         lambda err, fn=fn: fn(err),
                         blocks,
                         {"err": main},
-                        {"err": errs[(base, "baseline")]},
+                        {"err": errs[key]},
                         n_boot,
                         seed,
                     )
@@ -143,6 +148,7 @@ def geolocation_eval(
                 for method, answer in (
                     ("gair", primary),
                     ("gallery-prior", "baseline"),
+                    ("area-prior", "baseline"),
                     ("country-oracle", "baseline"),
                 ):
                     ((p, lo, hi),) = _score(

@@ -46,6 +46,7 @@ def claims_table(results: dict[str, dict]) -> str:
 def block(results: dict[str, dict]) -> str:
     """The generated block: the first run's tables, then the claims over every run."""
     main = next(iter(results.values()))
+    prior = report.primary_prior(main).replace("-", " ")
     parts = [
         "**Probes** (test split, linear probes; 95% block-bootstrap intervals; kNN, MLP, balanced "
         "accuracy, macro-F1, MAE and RMSE are in `eval.json`):\n\n" + report.probe_table(main),
@@ -56,12 +57,13 @@ def block(results: dict[str, dict]) -> str:
         "**The app's heads** (chosen and calibrated on val; scored on test):\n\n"
         + report.heads_table(main),
         "**Nearest street view** (the app's panel; km from a random held-out land point to the "
-        "first gallery view shown; gallery of views of all splits, as the index's):\n\n"
+        "first gallery view shown; gallery of views of all splits spread over the land, as the "
+        "index's):\n\n"
         + report.nearest_view_table(main),
         "**Geolocation** (test street-view places, train-only gallery):\n\n"
         + report.geolocation_table(main),
-        "**Geolocation by group** (median km of the primary answer vs the gallery prior):\n\n"
-        + report.geolocation_groups_table(main),
+        f"**Geolocation by group** (median km of the primary answer vs the {prior}, its "
+        "flat-score answer):\n\n" + report.geolocation_groups_table(main),
         "**Claims** (`python -m gair.evaluation.claims`; one column per training run):\n\n"
         + claims_table(results),
     ]

@@ -161,10 +161,13 @@ def nearest_view_table(result: dict, split: str = "test") -> str:
 
 
 def geolocation_groups_table(result: dict, split: str = "test") -> str:
-    """Median km of GAIR's primary answer against the gallery prior, per continent and by
-    whether the place's country has training places, with and without the signs."""
+    """Median km of GAIR's primary answer against the flat-score answer of the same prior (the
+    gallery's density or the area prior, `geolocation.PRIOR_OF`), per continent and by whether
+    the place's country has training places, with and without the signs."""
+    prior = primary_prior(result)
+    name = prior.replace("-", " ")
     lines = [
-        "| group | GAIR | gallery prior | prior / GAIR | signs removed: GAIR | prior / GAIR |",
+        f"| group | GAIR | {name} | prior / GAIR | signs removed: GAIR | prior / GAIR |",
         "|---|---|---|---|---|---|",
     ]
     groups = list(
@@ -177,7 +180,7 @@ def geolocation_groups_table(result: dict, split: str = "test") -> str:
         for task in ("geolocation", "geolocation-no-signs"):
             want = dict(task=task, group=group, metric="median_km", split=split)
             g = _find(result["rows"], method="gair", **want)
-            p = _find(result["rows"], method="gallery-prior", **want)
+            p = _find(result["rows"], method=prior, **want)
             if task == "geolocation":
                 cells += [_cell(g, 0) if g else "", _cell(p, 0) if p else ""]
             else:
@@ -186,6 +189,17 @@ def geolocation_groups_table(result: dict, split: str = "test") -> str:
         if any(cells):
             lines.append(f"| {group} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def primary_prior(result: dict) -> str:
+    """The flat-score baseline of the primary geolocation answer chosen on val: "gallery-prior"
+    or "area-prior" (eval.json files from before the area prior: "gallery-prior")."""
+    from gair.evaluation.geolocation import PRIOR_OF
+
+    primary = result.get("decisions", {}).get("geolocation_primary_answer", {}).get("answer")
+    prior = PRIOR_OF.get(primary, "gallery-prior")
+    has = any(r["method"] == prior and r["task"] == "geolocation" for r in result["rows"])
+    return prior if has else "gallery-prior"
 
 
 def markdown_table(result: dict, probe: str | None = None) -> str:
