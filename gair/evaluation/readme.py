@@ -58,8 +58,7 @@ def block(results: dict[str, dict]) -> str:
         + report.heads_table(main),
         "**Nearest street view** (the app's panel; km from a random held-out land point to the "
         "first gallery view shown; gallery of views of all splits spread over the land, as the "
-        "index's):\n\n"
-        + report.nearest_view_table(main),
+        "index's):\n\n" + report.nearest_view_table(main),
         "**Geolocation** (test street-view places, train-only gallery):\n\n"
         + report.geolocation_table(main),
         f"**Geolocation by group** (median km of the primary answer vs the {prior}, its "
