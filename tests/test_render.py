@@ -101,17 +101,43 @@ def test_render_rejects_bad_heading(world):
 
 
 # -- roadside signs: the country cue ------------------------------------------------------------
-def test_country_styles_are_stable_and_mostly_distinct(world):
-    from gair.world.render_signs import country_styles
-
-    styles = country_styles(world.country_iso)
+def test_sign_styles_are_regional(world):
+    """Top colour = continent (two continents never share a style), bottom = region."""
+    styles = world.sign_style
     assert styles.shape == (len(world.country_iso), 3)
     assert (styles[0] == -1).all()  # index 0: no country, no signs
     named = styles[1:]
+    assert (named >= 0).all()
     assert (named[:, 0] != named[:, 1]).all()  # two different bands on every plate
-    distinct = len({tuple(s) for s in named.tolist()})
-    assert distinct >= 0.6 * len(named)  # 168 styles for ~177 countries
-    np.testing.assert_array_equal(styles, country_styles(list(world.country_iso)))
+    continent = world.country_continent[1:]
+    top_of = {}
+    for c, s in zip(continent, named[:, 0], strict=True):
+        assert top_of.setdefault(c, s) == s  # one top colour per continent
+    assert len(set(top_of.values())) == len(top_of)  # and a different one for each
+    nld, bel, jpn = (list(world.country_iso).index(c) for c in ("NLD", "BEL", "JPN"))
+    assert styles[nld][1] == styles[bel][1] != styles[jpn][1]  # neighbours share a region
+
+
+def test_regional_styles_cluster_neighbours_and_are_deterministic():
+    from gair.world import grid
+    from gair.world.render_signs import MAX_REGIONS, regional_styles
+
+    rng = np.random.default_rng(0)
+    # one continent of 8 tight groups of 3 countries, far apart; one unnamed country
+    centres = [(-40 + 10 * k, -150 + 40 * k) for k in range(8)]
+    latlon = np.array(
+        [(a + rng.normal(0, 0.5), o + rng.normal(0, 0.5)) for a, o in centres for _ in range(3)]
+    )
+    xyz = grid.unit_vectors(latlon[:, 0], latlon[:, 1])
+    iso = [f"C{i:02d}" for i in range(len(xyz))] + [""]
+    cont = ["Africa"] * len(xyz) + ["Africa"]
+    xyz = np.vstack([xyz, np.full((1, 3), np.nan)])
+    styles = regional_styles(iso, cont, xyz)
+    assert (styles[-1] == -1).all()  # no ISO code or no land: no signs
+    bottom = styles[:-1, 1].reshape(8, 3)
+    assert (bottom == bottom[:, :1]).all()  # a group shares its region
+    assert len(np.unique(bottom)) == MAX_REGIONS  # 8 groups, 7 regions: two groups merge
+    np.testing.assert_array_equal(styles, regional_styles(iso, cont, xyz))
 
 
 def test_sign_presence_grows_with_population():
@@ -163,9 +189,9 @@ def test_signs_are_painted_in_the_style_colours():
 
 
 def test_views_in_two_countries_show_their_own_sign_colours(world):
-    from gair.world.render_signs import SIGN_COLOURS, country_styles
+    from gair.world.render_signs import SIGN_COLOURS
 
-    styles = country_styles(world.country_iso)
+    styles = world.sign_style
     iso = world.labels(np.array([NETHERLANDS, TOKYO]))["country"]
     nld, jpn = (styles[list(world.country_iso).index(c)] for c in iso)
     assert (nld[0], nld[1]) != (jpn[0], jpn[1])

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gair.world import grid
+from gair.world.render_signs import regional_styles
 
 # Natural Earth low-res leaves ISO-A3 as "-99" for a few; use the usual codes.
 ISO_FIXES = {
@@ -195,4 +196,24 @@ def build_countries(paths: dict[str, Path], land: np.ndarray) -> tuple[np.ndarra
         fill = missing & (dist <= 5)
         country[fill] = country[ri[fill], ci[fill]]
     country[~land] = 0  # countries are labels of land
+    styles = regional_styles(
+        [c["iso_a3"] for c in table],
+        [c["continent"] for c in table],
+        _centroids(country, len(table)),
+    )
+    for entry, style in zip(table, styles.tolist(), strict=True):
+        entry["sign"] = style
     return country, table
+
+
+def _centroids(country: np.ndarray, n: int) -> np.ndarray:
+    """[n, 3] unit vectors: the area-weighted mean direction of each country's pixels (1-based
+    index in `country` [H, W]; NaN for a country without pixels)."""
+    rows, cols = np.nonzero(country)
+    idx = country[rows, cols].astype(np.int64)
+    lat = grid.row_lat(rows)
+    xyz = grid.unit_vectors(lat, grid.col_lon(cols)) * np.cos(np.deg2rad(lat))[:, None]
+    sums = np.stack([np.bincount(idx, xyz[:, k], minlength=n + 1) for k in range(3)], 1)[1:]
+    norm = np.linalg.norm(sums, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, sums / norm, np.nan)

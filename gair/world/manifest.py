@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 WORLD_FORMAT = "gair-world"
-WORLD_FORMAT_VERSION = 2  # 2: H3 res-1 splits with clear-window chips (no buffer ring)
+WORLD_FORMAT_VERSION = 3  # 2: H3 res-1 splits with clear-window chips (no buffer ring)
+# 3: regional roadside sign styles, stored per country in the manifest (render_signs)
 DEFAULT_WORLD_DIR = Path("data/world")
 
 LAYER_FILES = {
@@ -44,6 +45,7 @@ def _fingerprint(manifest: dict) -> str:
     h = hashlib.sha256()
     h.update(f"{WORLD_FORMAT}:{WORLD_FORMAT_VERSION}".encode())
     h.update(json.dumps(manifest["build_params"], sort_keys=True).encode())
+    h.update(json.dumps(manifest.get("countries", []), sort_keys=True).encode())
     for name in sorted(manifest["layers"]):
         h.update(manifest["layers"][name]["sha256"].encode())
     h.update(manifest["streetviews"]["sha256"].encode())

@@ -14,7 +14,8 @@ One view per (location, heading, seed), deterministic, vectorised numpy (~1 ms a
 3. Objects standing on the ground, nearest in front: broadleaf trees and conifers by forest type
    and climate, bushes in shrubland and savanna, buildings whose number and height grow with the
    population intensity (and urban land cover), with windows; then roadside signs in the colours
-   of the country (`render_signs`: the made-by-people cue that places real photos).
+   of the country's continent and region (`render_signs`: the made-by-people cue that places
+   real photos).
 4. Sky and light: a gradient and clouds whose colour, cloud cover and brightness depend on
    latitude, climate and the seed (season, time of day, weather); haze; sensor noise.
 
@@ -38,7 +39,7 @@ from gair.world import grid
 from gair.world.render_ground import _near_ground
 from gair.world.render_noise import _crop_index, _keys, _tables, _uniforms
 from gair.world.render_objects import MAX_OBJECTS, N_OBJ_U, N_VIEW_U, _draw_objects
-from gair.world.render_signs import MAX_SIGNS, N_SIGN_U, _draw_signs, country_styles
+from gair.world.render_signs import MAX_SIGNS, N_SIGN_U, _draw_signs
 from gair.world.render_sky import _paint_sky, _sky_and_light
 from gair.world.render_terrain import (
     CAM_H_M,
@@ -100,7 +101,7 @@ def _render_chunk(world, lat, lon, heading, seed, S: int, signs: bool = True) ->
     lc = np.where(on_land, np.take(world._lc_flat, i_pt), 0).astype(np.int64)
     kg = np.take(world._kg_flat, i_pt).astype(np.int64)
     pop = np.take(world._pop_flat, i_pt).astype(np.float64) / world.population_scale
-    style = np.take(country_styles(world.country_iso), np.take(world._country_flat, i_pt), axis=0)
+    style = np.take(world.sign_style, np.take(world._country_flat, i_pt), axis=0)
     bm_pt = np.take(world._rs_flat[:3], i_pt, axis=1).astype(np.float32)  # [3, N]
     elev0 = np.where(on_land, np.maximum(_bilinear_elevation(world, lat, lon), 0.0), 0.0)
     cam_h = (elev0 + CAM_H_M).astype(np.float32)

@@ -1,14 +1,21 @@
-"""Roadside signs of the ground views: the country cue.
+"""Roadside signs of the ground views: the regional cue.
 
-Real street-view photos are taken from roads, and what pins them to a country is mostly made
-by people: road signs, markings, bollards. The demo world's views had no such cue (only biome,
+Real street-view photos are taken from roads, and what pins them to a place is mostly made by
+people: road signs, markings, bollards. The demo world's views had no such cue (only biome,
 relief and sky), so a view could at best be placed in "a temperate plain at mid latitude"
 anywhere on Earth. Here every view on land (not on ice) shows up to `MAX_SIGNS` sign posts
-standing 3-8 m away beside the road, each a plate of two colour bands on a post; the plate's
-colours and the post's colour are the style of the country the view is in (a hash of its
-ISO-A3 code: 8 colours x 7 second colours x 3 posts = 168 styles, so a few countries share one,
-as neighbours often do in reality). Every such view has one sign; a second one is likelier the
-more people live around.
+standing 3-8 m away beside the road, each a plate of two colour bands on a post.
+
+The style is regional, as real sign conventions are (the Vienna convention's red-rimmed
+triangles across Europe, yellow diamonds across the Americas, SADC signs in southern Africa):
+the top band's colour is the continent's (8 colours, one per Natural Earth continent), the bottom
+band's is the country's region (its continent's countries clustered by centroid into up to 7
+regions of neighbours), and the post's colour (3) is a hash of the country's ISO-A3 code. So
+neighbours may share a style and two continents never do. (World format 2 hashed the ISO code
+into all three: 38 styles were shared across continents, Nigeria's with Canada's, by countries
+that held 62% of the street views; no view could be placed on its continent by its sign.)
+`regional_styles` computes the styles when the world is built; they are stored in the world's
+manifest (`countries[i]["sign"]`).
 
 The plate is 2 m wide and 1.4 m tall, 1.5-2.9 m above the ground: 8-21 px wide at 64 px, big
 enough for a small ViT's 8 px patches to see its colours.
@@ -38,25 +45,66 @@ SIGN_COLOURS = np.array(
 )
 POST_COLOURS = np.array([(120, 120, 125), (225, 225, 225), (30, 30, 30)], np.float32)
 PLATE_W_M, PLATE_H_M, PLATE_BOTTOM_M, POST_W_M = 2.0, 1.4, 1.5, 0.15
-_STYLES: dict[tuple, np.ndarray] = {}
+# The top band's colour per Natural Earth continent (indices into SIGN_COLOURS).
+CONTINENT_TOP = {
+    "Europe": 0,  # red
+    "North America": 1,  # yellow
+    "Asia": 2,  # blue
+    "Africa": 3,  # green
+    "Oceania": 4,  # white
+    "Antarctica": 5,  # black
+    "South America": 6,  # orange
+    "Seven seas (open ocean)": 7,  # brown
+}
+MAX_REGIONS = len(SIGN_COLOURS) - 1  # bottom colours: any but the top's
 
 
-def country_styles(country_iso) -> np.ndarray:
-    """Sign style per country index: int64 [n, 3] (top colour, bottom colour, post colour);
-    row 0 (no country) and unnamed countries are -1 (no signs)."""
-    key = tuple(str(c) for c in country_iso)
-    styles = _STYLES.get(key)
-    if styles is None:
-        styles = np.full((len(key), 3), -1, np.int64)
-        for i, iso in enumerate(key):
-            if not iso or iso == "-99":
-                continue
-            h = int.from_bytes(hashlib.blake2b(iso.encode(), digest_size=8).digest(), "little")
-            top = h % 8
-            bottom = (top + 1 + (h // 8) % 7) % 8
-            styles[i] = (top, bottom, (h // 56) % 3)
-        _STYLES[key] = styles
+def _iso_hash(iso: str) -> int:
+    return int.from_bytes(hashlib.blake2b(iso.encode(), digest_size=8).digest(), "little")
+
+
+def regional_styles(iso: list[str], continent: list[str], centroid: np.ndarray) -> np.ndarray:
+    """Sign style per country: int64 [n, 3] (top colour, bottom colour, post colour).
+
+    iso, continent: per country; centroid: [n, 3] unit vectors of each country's land (NaN where
+    it has none). Top: the continent's colour (`CONTINENT_TOP`; an unknown continent gets one by
+    hash); bottom: the country's region, its continent's countries clustered by centroid into
+    up to `MAX_REGIONS` (deterministic k-means, regions numbered west to east); post: a hash of
+    the ISO code. Countries without an ISO code or land get -1 (no signs)."""
+    n = len(iso)
+    centroid = np.asarray(centroid, np.float64).reshape(n, 3)
+    styles = np.full((n, 3), -1, np.int64)
+    ok = np.array([bool(c) and c != "-99" for c in iso]) & np.isfinite(centroid).all(1)
+    for cont in sorted({continent[i] for i in np.flatnonzero(ok)}):
+        members = np.flatnonzero(ok & (np.asarray(continent, dtype=object) == cont))
+        top = CONTINENT_TOP.get(cont, _iso_hash(cont) % len(SIGN_COLOURS))
+        region = _regions(centroid[members], min(MAX_REGIONS, len(members)))
+        bottoms = [c for c in range(len(SIGN_COLOURS)) if c != top]
+        for i, r in zip(members, region, strict=True):
+            styles[i] = (top, bottoms[r], _iso_hash(iso[i]) % len(POST_COLOURS))
     return styles
+
+
+def _regions(xyz: np.ndarray, k: int, iters: int = 50) -> np.ndarray:
+    """Deterministic k-means of unit vectors [m, 3] -> region per row in [0, k), numbered by
+    the longitude of the region's mean (west to east). Seeds: farthest-point from the row
+    nearest the mean."""
+    mean = xyz.mean(0)
+    seeds = [int(np.argmax(xyz @ mean))]
+    for _ in range(1, k):
+        d = np.min(np.stack([np.linalg.norm(xyz - xyz[s], axis=1) for s in seeds]), axis=0)
+        seeds.append(int(np.argmax(d)))
+    centres = xyz[seeds]
+    for _ in range(iters):
+        label = np.argmin(np.linalg.norm(xyz[:, None] - centres[None], axis=2), axis=1)
+        new = np.stack(
+            [xyz[label == j].mean(0) if (label == j).any() else centres[j] for j in range(k)]
+        )
+        if np.allclose(new, centres):
+            break
+        centres = new
+    order = np.argsort(np.arctan2(centres[:, 1], centres[:, 0]), kind="stable")
+    return np.argsort(order)[label]
 
 
 def sign_presence(pop: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -97,6 +97,8 @@ class World:
         self.country_iso = np.array([""] + [c["iso_a3"] for c in countries], dtype=object)
         self.country_name = np.array([""] + [c["name"] for c in countries], dtype=object)
         self.country_continent = np.array([""] + [c["continent"] for c in countries], dtype=object)
+        # roadside sign style per country index: [n + 1, 3] (top, bottom, post colour; -1: none)
+        self.sign_style = np.array([(-1, -1, -1)] + [c["sign"] for c in countries], np.int64)
         self._streetviews = None
         self._splits = None
         self._render_cache: dict = {}
