@@ -9,7 +9,9 @@ weights) and raises a one-line ValueError naming the task and the disagreement, 
 or a dict of the inputs the heads use: {"inr": [N, E], "location": [N, E]}. Each head says its
 input ("inr", "location" or "inr+location", the two concatenated) and, for classes, the
 temperature calibrated on the val split (probabilities = softmax(logits / T)); regression heads
-may carry a prediction interval fitted on the val split (`gair.intervals`, `Heads.intervals`).
+may carry a prediction interval fitted on the val split (`gair.intervals`, `Heads.intervals`)
+and a target transform they were fitted on (`gair.targets`: "identity" or "asinh:S"), undone by
+`predict` so values are always in the task's units.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gair import targets as target_transforms
 from gair.atomic import atomic_path, locked_dir, write_json
 from gair.checkpoint import file_sha256, read_run_config
 from gair.evaluation.probes import Probe
@@ -45,6 +48,7 @@ class Heads:
         inputs: dict[str, str] | None = None,
         temperatures: dict[str, float] | None = None,
         intervals: dict[str, Interval] | None = None,
+        targets: dict[str, str] | None = None,
     ):
         self.tasks = {t.name: t for t in tasks}
         self.intervals = dict(intervals or {})  # regression task -> its val-fitted interval
@@ -52,6 +56,13 @@ class Heads:
         self.kinds = kinds
         self.inputs = {name: "inr" for name in self.tasks} | dict(inputs or {})
         self.temperatures = {name: 1.0 for name in self.tasks} | dict(temperatures or {})
+        self.targets = {name: target_transforms.IDENTITY for name in self.tasks} | dict(
+            targets or {}
+        )
+        for name, target in self.targets.items():
+            target_transforms.parse(target)  # ValueError on a malformed one
+            if target != target_transforms.IDENTITY and self.tasks[name].kind != "regression":
+                raise ValueError(f"Heads: target transforms are for regression only, got {name}")
         if set(self.tasks) != set(probes) or set(self.tasks) != set(kinds):
             raise ValueError(
                 f"Heads: tasks {sorted(self.tasks)}, probes {sorted(probes)} and kinds "
@@ -101,6 +112,7 @@ class Heads:
                         "input": self.inputs[t.name],
                         "temperature": float(self.temperatures[t.name]),
                         "hidden": _hidden(self.probes[t.name]),
+                        "target": self.targets[t.name],
                     }
                     | (
                         {"interval": self.intervals[t.name].to_dict()}
@@ -143,13 +155,14 @@ class Heads:
         descs = meta.get("tasks")
         if not isinstance(descs, list) or not descs:
             raise ValueError(f"{run_dir}/config.json: heads.tasks must be a non-empty list")
-        tasks, probes, kinds, inputs, temps, intervals = [], {}, {}, {}, {}, {}
+        tasks, probes, kinds, inputs, temps, intervals, targets = [], {}, {}, {}, {}, {}, {}
         for d in descs:
             task, probe_kind, in_dim = _check_task(d, path, embed_dim, seen=set(kinds))
             n_out = 1 if task.kind == "regression" else len(task.classes)
             probe = Probe(in_dim, n_out, probe_kind, hidden=d.get("hidden") or 128)
             inputs[task.name] = d.get("input", "inr")
             temps[task.name] = d.get("temperature", 1.0)
+            targets[task.name] = d.get("target", target_transforms.IDENTITY)
             if d.get("interval") is not None:
                 if task.kind != "regression":
                     raise ValueError(f"{path}: head {task.name!r}: only regression has intervals")
@@ -166,7 +179,7 @@ class Heads:
         extra = sorted(k for k in state if k.split(".", 1)[0] not in kinds)
         if extra:
             raise ValueError(f"{path} holds tensors of no task in config.json: {extra[:5]}")
-        return cls(tasks, probes, kinds, inputs, temps, intervals)
+        return cls(tasks, probes, kinds, inputs, temps, intervals, targets)
 
     def _embeddings(self, embeddings, first_row: int = 0) -> torch.Tensor:
         """Validated embeddings [N, E] as a float32 tensor (errors number rows from
@@ -225,7 +238,7 @@ class Heads:
         for name, probe in self.probes.items():
             y = probe(torch.cat([x[k] for k in INPUTS[self.inputs[name]]], 1))
             if self.tasks[name].kind == "regression":
-                out[name] = y[:, 0].numpy()
+                out[name] = target_transforms.inverse(self.targets[name], y[:, 0].numpy())
             else:
                 out[name] = (y / self.temperatures[name]).softmax(-1).numpy()
         return out
@@ -292,6 +305,13 @@ def _check_task(d, path: Path, embed_dim, seen: set[str]) -> tuple[Task, str, in
     temp = d.get("temperature", 1.0)
     if isinstance(temp, bool) or not isinstance(temp, int | float) or not 0 < temp < 1e3:
         raise ValueError(f"{where}: temperature must be a positive number, got {temp!r}")
+    target = d.get("target", target_transforms.IDENTITY)
+    try:
+        target_transforms.parse(target)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    if target != target_transforms.IDENTITY and d["kind"] != "regression":
+        raise ValueError(f"{where}: only a regression head has a target transform, got {target!r}")
     hidden = d.get("hidden")
     if hidden is not None and (
         isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1

@@ -95,7 +95,14 @@ def test_heads_chosen_on_val_and_saved(evaluated):
     for task, rec in result["heads"].items():
         chosen = rec["chosen"]
         assert (heads.inputs[task], heads.kinds[task]) == (chosen["input"], chosen["probe"])
-        assert len(rec["candidates"]) == 6 and rec["temperature"] > 0
+        regression = heads.tasks[task].kind == "regression"
+        # 3 inputs x 2 probes, and for regression x 2 targets (itself, asinh), chosen on val
+        assert len(rec["candidates"]) == (12 if regression else 6) and rec["temperature"] > 0
+        best = max(rec["candidates"], key=lambda c: next(v for k, v in c.items() if "val_" in k))
+        assert best == chosen
+        if regression:
+            assert heads.targets[task] == chosen["target"]
+            assert {c["target"].split(":")[0] for c in rec["candidates"]} == {"identity", "asinh"}
     e = heads.in_dim
     x = np.random.default_rng(0).normal(size=(3, e)).astype(np.float32)
     pred = heads.predict({"inr": x, "location": x})
@@ -175,6 +182,48 @@ def test_heads_refuse_an_unknown_input_or_temperature(evaluated, tmp_path):
     (copy / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="temperature"):
         Heads.load(copy)
+    cfg["heads"]["tasks"][0]["temperature"] = 1.0
+    for bad in ("log", "asinh:0", "asinh:x"):
+        cfg["heads"]["tasks"][0]["target"] = bad
+        (copy / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(ValueError, match="target transform"):
+            Heads.load(copy)
+
+
+def test_a_head_fitted_on_asinh_predicts_in_the_task_units(evaluated, tmp_path):
+    """The head stores its target transform and `predict` undoes it, after a save and load."""
+    import shutil
+
+    from gair import targets
+
+    run, _ = evaluated
+    heads = Heads.load(run)
+    x = np.random.default_rng(1).normal(size=(5, heads.in_dim)).astype(np.float32)
+    given = {"inr": x, "location": x}
+    raw = heads.predict(given)["elevation_m"]  # as fitted, under its own target
+    raw_t = targets.forward(heads.targets["elevation_m"], raw)
+    heads.targets["elevation_m"] = "asinh:250"
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    heads.save(copy)
+    again = Heads.load(copy)
+    assert again.targets["elevation_m"] == "asinh:250"
+    np.testing.assert_allclose(
+        again.predict(given)["elevation_m"], 250 * np.sinh(raw_t), rtol=1e-4, atol=1e-3
+    )
+
+
+def test_target_transforms_round_trip_and_refuse_bad_names():
+    from gair import targets
+
+    y = np.array([-400.0, 0.0, 12.0, 300.0, 8000.0])
+    name = targets.asinh_for(y)
+    assert name == "asinh:300"
+    np.testing.assert_allclose(targets.inverse(name, targets.forward(name, y)), y, rtol=1e-9)
+    np.testing.assert_array_equal(targets.forward("identity", y), y)
+    for bad in ("", "sqrt", "asinh", "asinh:-1", "asinh:nan"):
+        with pytest.raises(ValueError, match="target transform"):
+            targets.parse(bad)
 
 
 def test_claims_are_checked_from_eval_json(evaluated, capsys):

@@ -2,7 +2,9 @@
 
 For each task, every GAIR input ("inr", "location", "inr+location") x probe ("linear", "mlp")
 is fitted on the evaluation's training points (`--n-train`) and scored on the val split (accuracy / skill); the best one
-is kept. Classification heads then get the temperature that minimises the val log-loss, so their
+is kept; a regression head may also be fitted on a transform of its target (`gair.targets`:
+asinh scaled to the target's median, against the target itself), likewise chosen on val and
+scored in the target's units. Classification heads then get the temperature that minimises the val log-loss, so their
 probabilities mean what they say; regression heads get an 80% prediction interval from their val
 residuals (`gair.intervals`, split conformal with bins by predicted value). The test split is
 not looked at here.
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from gair import intervals as conformal
+from gair import targets
 from gair.evaluation import protocol, stats
 from gair.evaluation.probe_eval import MAIN_METRIC, fit
 from gair.evaluation.probes import Probe
@@ -59,6 +62,7 @@ def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0, 
     """
     fitted = fitted or {}
     chosen, probes, kinds, inputs, temps, record, bands = {}, {}, {}, {}, {}, {}, {}
+    target_of = {}
     for task in tasks:
         cls = task.kind == "classification"
         n_classes = len(task.classes) if cls else 0
@@ -67,37 +71,52 @@ def select_heads(tasks, labels: dict, feats: dict, blocks: dict, seed: int = 0, 
         train_mean = float(np.mean(y_tr[ok_tr])) if not cls else 0.0
         metric = MAIN_METRIC[task.kind]
         candidates = []
+        transforms = [targets.IDENTITY] + ([] if cls else [targets.asinh_for(y_tr[ok_tr])])
         for inp in HEAD_INPUTS:
             x = feats[("gair", inp)]
             for probe in HEAD_PROBES:
-                model = fitted.get((task.name, "gair", inp, probe))
-                if model is None:
-                    model = fit(
-                        probe, task, x["train"][ok_tr], y_tr[ok_tr], blocks["train"][ok_tr],
-                        x["val"][ok_val], y_val[ok_val], n_classes, seed,
+                for target in transforms:
+                    model = fitted.get((task.name, "gair", inp, probe))
+                    if model is None or target != targets.IDENTITY:
+                        model = fit(
+                            probe, task, x["train"][ok_tr], targets.forward(target, y_tr[ok_tr]),
+                            blocks["train"][ok_tr], x["val"][ok_val],
+                            targets.forward(target, y_val[ok_val]), n_classes, seed,
+                        )  # fmt: skip
+                    pred = model.predict(x["val"][ok_val])
+                    if cls:
+                        score = stats.classification_metrics(y_val[ok_val], pred, n_classes)
+                    else:
+                        pred = targets.inverse(target, pred)
+                        score = stats.regression_metrics(y_val[ok_val], pred, train_mean)
+                    score = score[metric]
+                    candidates.append(
+                        {"input": inp, "probe": probe, "val_" + metric: score}
+                        | ({} if cls else {"target": target})
+                    )
+                    log.info(
+                        "head %s: %s/%s (%s) val %s %.4f", task.name, inp, probe, target, metric,
+                        score,
                     )  # fmt: skip
-                pred = model.predict(x["val"][ok_val])
-                if cls:
-                    score = stats.classification_metrics(y_val[ok_val], pred, n_classes)[metric]
-                else:
-                    score = stats.regression_metrics(y_val[ok_val], pred, train_mean)[metric]
-                candidates.append({"input": inp, "probe": probe, "val_" + metric: score})
-                log.info("head %s: %s/%s val %s %.4f", task.name, inp, probe, metric, score)
-                if task.name not in chosen or score > chosen[task.name][0]:
-                    chosen[task.name] = (score, inp, probe, model)
-        score, inp, probe, model = chosen[task.name]
+                    if task.name not in chosen or score > chosen[task.name][0]:
+                        chosen[task.name] = (score, inp, probe, model, target)
+        score, inp, probe, model, target = chosen[task.name]
         temperature = 1.0
         x_val = feats[("gair", inp)]["val"][ok_val]
         if cls:
             temperature = protocol.temperature_scale(model.logits(x_val), y_val[ok_val])
         else:
             limits = (float(np.min(y_tr[ok_tr])), float(np.max(y_tr[ok_tr])))
-            bands[task.name] = conformal.fit(model.predict(x_val), y_val[ok_val], limits=limits)
+            pred_val = targets.inverse(target, model.predict(x_val))
+            bands[task.name] = conformal.fit(pred_val, y_val[ok_val], limits=limits)
         probes[task.name] = to_probe(model.export(), n_classes or 1)
         kinds[task.name], inputs[task.name], temps[task.name] = probe, inp, float(temperature)
+        target_of[task.name] = target
         record[task.name] = {
-            "chosen": {"input": inp, "probe": probe, "val_" + metric: score},
+            "chosen": {"input": inp, "probe": probe, "val_" + metric: score}
+            | ({} if cls else {"target": target}),
             "temperature": float(temperature),
             "candidates": candidates,
         } | ({"interval": bands[task.name].to_dict()} if task.name in bands else {})
-    return Heads(list(tasks), probes, kinds, inputs, temps, bands), record
+    heads = Heads(list(tasks), probes, kinds, inputs, temps, bands, target_of)
+    return heads, record
