@@ -19,7 +19,7 @@ from gair.embed import Embedder
 from gair.evaluation import geolocation as G
 from gair.evaluation.crossview import GALLERY_SIZE, first_view_km
 from gair.evaluation.features import render_queries
-from gair.evaluation.geolocation_rows import EXCLUDE_KM, GALLERY_MAX, MAX_QUERIES, _queries
+from gair.evaluation.geolocation_rows import EXCLUDE_KM, GALLERY_MAX, MAX_QUERIES, split_places
 from gair.evaluation.points import eval_points
 from gair.geolocate import locate
 from gair.place_query import WEIGHTS, place_query
@@ -30,7 +30,7 @@ RESOLUTIONS = (0, 1, 2, 3)
 
 
 def geolocation_on_val(world, emb) -> dict:
-    queries = _queries(world, "val", 0, MAX_QUERIES)
+    queries = split_places(world, "val", 0, MAX_QUERIES)
     gallery = G.train_gallery(world, queries, EXCLUDE_KM, GALLERY_MAX, 0)
     views = render_queries(world, queries, emb.config["sv"]["img_size"], seed=11)
     sv, loc = emb.street_view(views), emb.location(gallery)

@@ -24,7 +24,7 @@ GALLERY_MAX = 30000
 EXCLUDE_KM = 25.0
 
 
-def _queries(world, split: str, seed: int, max_queries: int) -> np.ndarray:
+def split_places(world, split: str, seed: int, max_queries: int) -> np.ndarray:
     sv = world.streetviews
     ll = sv.loc[sv["split"] == split, ["lat", "lon"]].to_numpy(np.float64)
     if len(ll) > max_queries:
@@ -57,7 +57,7 @@ def geolocation_eval(
     res = int(world.manifest["splits"]["block_h3_res"])
     px = embedder.config["sv"]["img_size"]
     rows, comparisons, decisions = [], [], {}
-    split_ll = {s: _queries(world, s, seed, max_queries) for s in ("val", "test", "unseen")}
+    split_ll = {s: split_places(world, s, seed, max_queries) for s in ("val", "test", "unseen")}
     split_ll = {s: ll for s, ll in split_ll.items() if len(ll) >= 10}
     train_countries = set(
         world.labels(world.streetviews.query("split == 'train'")[["lat", "lon"]].to_numpy())[
