@@ -39,8 +39,8 @@ def asinh_for(y: np.ndarray) -> str:
 
 def forward(name: str, y: np.ndarray) -> np.ndarray:
     kind, s = parse(name)
-    y = np.asarray(y, np.float64)
-    return y if kind == IDENTITY else np.arcsinh(y / s)
+    y = np.asarray(y)  # identity: unchanged (class indices stay integers)
+    return y if kind == IDENTITY else np.arcsinh(y.astype(np.float64) / s)
 
 
 def inverse(name: str, t: np.ndarray) -> np.ndarray:

@@ -98,7 +98,13 @@ def test_heads_chosen_on_val_and_saved(evaluated):
         regression = heads.tasks[task].kind == "regression"
         # 3 inputs x 2 probes, and for regression x 2 targets (itself, asinh), chosen on val
         assert len(rec["candidates"]) == (12 if regression else 6) and rec["temperature"] > 0
-        best = max(rec["candidates"], key=lambda c: next(v for k, v in c.items() if "val_" in k))
+        # classes by val accuracy, numbers by val mean absolute error
+        if regression:
+            assert rec["rule"] == "lowest val mae" and "val_skill" in chosen
+            best = min(rec["candidates"], key=lambda c: c["val_mae"])
+        else:
+            assert rec["rule"] == "highest val accuracy"
+            best = max(rec["candidates"], key=lambda c: c["val_accuracy"])
         assert best == chosen
         if regression:
             assert heads.targets[task] == chosen["target"]
