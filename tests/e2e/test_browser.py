@@ -241,11 +241,14 @@ def test_offline_click_search_and_screenshots(server, browser, shots):
         page.wait_for_timeout(1000)
         page.screenshot(path=str(shots / "app-click.png"))
 
-        # the map kept its view (no reload): the Leaflet container is the same element
-        assert (
-            _map_frame(page).evaluate("() => typeof map_div !== 'undefined' && map_div.getZoom()")
-            >= 1
+        # the map kept its view: the Leaflet map answers with its zoom. `map_div` is first the
+        # div itself (a browser exposes elements by id), then Leaflet's map: wait for the map.
+        frame = _map_frame(page)
+        frame.wait_for_function(
+            "() => typeof map_div !== 'undefined' && typeof map_div.getZoom === 'function'",
+            timeout=30_000,
         )
+        assert frame.evaluate("() => map_div.getZoom()") >= 1
 
         tablist = page.get_by_role("tablist")
         _open_tab(page, "Embedding")
