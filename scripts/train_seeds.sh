@@ -12,7 +12,7 @@ EPOCHS=${EPOCHS:-12}
 mkdir -p "$RUNS"
 for seed in $SEEDS; do
   out="$RUNS/demo-e$EPOCHS-seed$seed"
-  if [ ! -f "$out.summary.json" ]; then
+  if [ ! -s "$out.summary.json" ]; then  # -s: an empty file is not a finished run
     resume=""; [ -f "$out/last.ckpt" ] && resume="--resume"
     echo "seed $seed: training $EPOCHS epochs into $out $resume ($(date -u +%H:%M:%S))"
     start=$(date +%s)

@@ -178,25 +178,59 @@ def _wait_map(page):
 
 
 def _map_frame(page):
-    for f in page.frames:
-        if "streamlit_folium" in f.url:
+    for f in reversed(page.frames):  # the newest first: a rerun may be replacing the iframe
+        if "streamlit_folium" in f.url and not f.is_detached():
             return f
     raise AssertionError(f"no map iframe among {[f.url for f in page.frames]}")
+
+
+def _in_map(page, action, tries: int = 6):
+    """`action(frame)` in the map's iframe, found afresh on each try.
+
+    Streamlit may re-create the component's iframe on any rerun, so a frame handle can be
+    detached between finding it and using it: retry on a fresh one rather than hold it.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(tries):
+        try:
+            return action(_map_frame(page))
+        except (PlaywrightError, AssertionError) as e:
+            transient = ("detached", "context was destroyed", "no map iframe")
+            if attempt == tries - 1 or not any(t in str(e) for t in transient):
+                raise
+            page.wait_for_timeout(500)
 
 
 def _click_latlon(page, lat: float, lon: float) -> None:
     """Click the Leaflet map where (lat, lon) is drawn (the same pixel Leaflet would report)."""
     page.locator(MAP_IFRAME).first.evaluate("e => e.scrollIntoView({block: 'center'})")
     page.wait_for_timeout(300)
-    frame = _map_frame(page)
-    x, y = frame.evaluate(
-        f"() => {{ const p = map_div.latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y]; }}"
+    _wait_leaflet(page)
+    x, y, left, top = _in_map(
+        page,
+        lambda frame: frame.evaluate(
+            f"""() => {{
+                const p = map_div.latLngToContainerPoint([{lat}, {lon}]);
+                const r = document.getElementById('map_div').getBoundingClientRect();
+                return [p.x, p.y, r.left, r.top];
+            }}"""
+        ),
     )
     box = page.locator(MAP_IFRAME).first.bounding_box()
-    inner = frame.evaluate(
-        "() => { const r = document.getElementById('map_div').getBoundingClientRect(); return [r.left, r.top]; }"
+    page.mouse.click(box["x"] + left + x, box["y"] + top + y)
+
+
+def _wait_leaflet(page) -> None:
+    """Wait until `map_div` is Leaflet's map: it first names the div itself (a browser exposes
+    elements by id), then the map the folium script assigns to it."""
+    _in_map(
+        page,
+        lambda frame: frame.wait_for_function(
+            "() => typeof map_div !== 'undefined' && typeof map_div.getZoom === 'function'",
+            timeout=30_000,
+        ),
     )
-    page.mouse.click(box["x"] + inner[0] + x, box["y"] + inner[1] + y)
 
 
 def _wait_text(page, text: str, timeout: float = 120_000) -> None:
@@ -241,14 +275,9 @@ def test_offline_click_search_and_screenshots(server, browser, shots):
         page.wait_for_timeout(1000)
         page.screenshot(path=str(shots / "app-click.png"))
 
-        # the map kept its view: the Leaflet map answers with its zoom. `map_div` is first the
-        # div itself (a browser exposes elements by id), then Leaflet's map: wait for the map.
-        frame = _map_frame(page)
-        frame.wait_for_function(
-            "() => typeof map_div !== 'undefined' && typeof map_div.getZoom === 'function'",
-            timeout=30_000,
-        )
-        assert frame.evaluate("() => map_div.getZoom()") >= 1
+        # the map kept its view: the Leaflet map answers with its zoom
+        _wait_leaflet(page)
+        assert _in_map(page, lambda frame: frame.evaluate("() => map_div.getZoom()")) >= 1
 
         tablist = page.get_by_role("tablist")
         _open_tab(page, "Embedding")
@@ -265,7 +294,10 @@ def test_offline_click_search_and_screenshots(server, browser, shots):
         _open_tab(page, "Cross-view search")
         page.get_by_role("button", name="Where was this taken?").click()
         _wait_text(page, "Error of the best place")
-        frame.locator("img.leaflet-image-layer").first.wait_for(state="attached")
+        # a frame locator, not a frame: it re-resolves if the rerun re-created the iframe
+        page.frame_locator(MAP_IFRAME).first.locator("img.leaflet-image-layer").first.wait_for(
+            state="attached"
+        )
         page.wait_for_timeout(1000)
         _shot(page, shots / "app-search-map.png", page.locator(MAP_IFRAME).first)
         _shot(page, shots / "app-search.png", page.get_by_text("Best place", exact=False))
