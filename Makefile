@@ -59,11 +59,18 @@ browser:
 # The demo index: every land H3 resolution-4 cell (81,820, ~45 km apart) plus a street-view gallery.
 # Finer: `make index GRID=h3:5 INDEX=data/index-h3-5` (572,615 cells, 9 min) or GRID=h3:6
 # (4,059,982 cells, ~36 min, 5.2 GB, 15.5 GB peak RAM; README "Grain").
-# The index format follows index/build.py and index/integrity.py: a change there rebuilds it.
-$(INDEX)/manifest.json: $(CHECKPOINT)/model.safetensors $(CHECKPOINT)/config.json index/build.py index/integrity.py | world
+# The index format follows index/build.py and index/integrity.py, its labels the world and its
+# predictions the heads: a change to any of them rebuilds it.
+# `index` first brings the world up to date, then decides in a fresh make (which sees the
+# rebuilt world's manifest; one make caches the time it read before the rebuild).
+$(INDEX)/manifest.json: $(CHECKPOINT)/model.safetensors $(CHECKPOINT)/config.json $(wildcard $(CHECKPOINT)/heads.safetensors) index/build.py index/integrity.py $(WORLD)/manifest.json
 	$(VENV)/bin/gair index build --checkpoint $(CHECKPOINT) --world $(WORLD) --grid $(GRID) --land-only --gallery-size 10000 --out $(INDEX)
 
-index: $(INDEX)/manifest.json
+index: world
+	@$(MAKE) --no-print-directory $(INDEX)/manifest.json
+
+$(WORLD)/manifest.json: | $(STAMP)
+	$(VENV)/bin/gair world build --out $(WORLD)
 
 serve: serve-app
 

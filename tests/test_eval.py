@@ -332,3 +332,35 @@ def test_regression_heads_carry_a_val_interval_scored_on_test(evaluated):
         if r["method"] == "gair-heads" and r["metric"] == "interval80_coverage"
     ]
     assert {r["task"] for r in cov} == regression and all(0 <= r["mean"] <= 1 for r in cov)
+
+
+def test_calibration_metrics_on_known_cases():
+    from gair.evaluation.stats import calibration_metrics
+
+    y = np.array([0, 1, 0, 1])
+    sure_right = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    assert calibration_metrics(y, sure_right)["ece"] == pytest.approx(0.0)
+    # says 0.9 for class 0 everywhere, right half the time: a gap of 0.4 in the one bin
+    overconfident = np.tile([0.9, 0.1], (4, 1))
+    got = calibration_metrics(y, overconfident)
+    assert got["ece"] == pytest.approx(0.4)
+    assert got["log_loss"] == pytest.approx(-(np.log(0.9) + np.log(0.1)) / 2)
+    # honest 0.6 on points right 60% of the time: no gap
+    y10 = np.array([0] * 6 + [1] * 4)
+    assert calibration_metrics(y10, np.tile([0.6, 0.4], (10, 1)))["ece"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="classes outside"):
+        calibration_metrics(np.array([2]), np.array([[0.5, 0.5]]))
+    with pytest.raises(ValueError, match=r"\[N, C\]"):
+        calibration_metrics(y, np.ones(4))
+
+
+def test_classification_heads_report_their_calibration_on_held_out_points(evaluated):
+    run, result = evaluated
+    heads = Heads.load(run)
+    classes = {n for n, t in heads.tasks.items() if t.kind == "classification"}
+    cal = [r for r in result["rows"] if r["method"] == "gair-heads" and r["metric"] == "ece"]
+    assert {r["task"] for r in cal if r["split"] == "test"} == classes
+    assert all(0 <= r["ci_low"] <= r["mean"] <= r["ci_high"] <= 1 for r in cal)
+    assert all(not r["higher_is_better"] for r in cal)
+    loss = [r for r in result["rows"] if r["method"] == "gair-heads" and r["metric"] == "log_loss"]
+    assert {r["task"] for r in loss if r["split"] == "test"} == classes

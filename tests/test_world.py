@@ -20,6 +20,10 @@ PLACES = {
     "tibet": (32.0, 88.0),
     "mid_pacific": (0.0, -150.0),
     "tokyo": (35.68, 139.76),
+    "moscow": (55.76, 37.62),
+    "yakutsk": (62.03, 129.73),
+    "chukotka": (66.0, -172.0),
+    "french_guiana": (4.0, -53.0),
 }
 
 
@@ -116,6 +120,25 @@ def test_labels_at_known_places(world):
     tokyo = label(world, "tokyo")
     assert tokyo["country"] == "JPN" and tokyo["population"] > paris["population"]
     assert label(world, "sahara")["population"] < 2.0
+
+
+def test_continent_labels_are_geographic_for_countries_on_two(world):
+    """Natural Earth puts all of Russia in Europe and French Guiana in France's Europe; a
+    continent label (and the continent head trained on it) should say where the point is."""
+    moscow, yakutsk = label(world, "moscow"), label(world, "yakutsk")
+    assert moscow["country"] == yakutsk["country"] == "RUS"
+    assert moscow["continent"] == "Europe" and yakutsk["continent"] == "Asia"
+    chukotka = label(world, "chukotka")  # west of the antimeridian
+    assert chukotka["country"] == "RUS" and chukotka["continent"] == "Asia"
+    guiana = label(world, "french_guiana")
+    assert guiana["country"] == "FRA" and guiana["continent"] == "South America"
+    assert label(world, "paris")["continent"] == "Europe"
+    # the country keeps one sign convention (its style does not depend on the continent label)
+    rus = int(np.flatnonzero(world.country_iso == "RUS")[0])
+    assert (world.sign_style[rus] >= 0).all()
+    # vectorised over any shape, with points of several countries mixed
+    pts = np.array([[PLACES["moscow"], PLACES["yakutsk"]], [PLACES["paris"], PLACES["tokyo"]]])
+    assert world.labels(pts)["continent"].tolist() == [["Europe", "Asia"], ["Europe", "Asia"]]
 
 
 def test_labels_are_vectorised_with_the_input_shape(world):

@@ -320,7 +320,29 @@ def _head_rows(heads, tasks, labels, feats, blocks, n_boot, seed) -> list[dict]:
                 fns = fns | _interval_fns(band)
             key = (task.name, "gair-heads", heads.inputs[task.name], heads.kinds[task.name])
             rows += scored_rows(key, fns, y[ok], pred[ok], blocks[split][ok], split, n_boot, seed)
+            if cls:  # are the probabilities the app shows honest on held-out points?
+                probs = out[task.name]
+                rows += scored_rows(
+                    key,
+                    _calibration_fns(),
+                    y[ok],
+                    probs[ok],
+                    blocks[split][ok],
+                    split,
+                    n_boot,
+                    seed,
+                )
     return rows
+
+
+def _calibration_fns() -> dict:
+    """ECE and log loss of a classification head's probabilities (y_pred: [N, C])."""
+    from gair.evaluation.stats import calibration_metrics
+
+    return {
+        name: (lambda y_true, y_pred, name=name: calibration_metrics(y_true, y_pred)[name])
+        for name in ("ece", "log_loss")
+    }
 
 
 def _interval_fns(band) -> dict:

@@ -72,6 +72,39 @@ def _check_pair(y_true: np.ndarray, y_pred: np.ndarray) -> None:
         raise ValueError("y_true is empty: no points to score")
 
 
+def calibration_metrics(y_true, probs, n_bins: int = 10) -> dict[str, float]:
+    """How honest a classifier's probabilities are. y_true [N] class indices, probs [N, C].
+
+    ece: expected calibration error, the gap between confidence (top probability) and accuracy
+    averaged over `n_bins` equal-width confidence bins weighted by their share of points (0 is
+    perfect; a head that says 0.9 and is right half the time scores 0.4 there);
+    log_loss: mean negative log probability of the true class (nats; probabilities floored at
+    1e-12).
+    """
+    y_true = np.asarray(y_true).astype(np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or y_true.shape != probs.shape[:1]:
+        raise ValueError(
+            f"probs must be [N, C] with N = len(y_true), got {probs.shape} for {y_true.shape}"
+        )
+    if y_true.size == 0:
+        raise ValueError("y_true is empty: no points to score")
+    if y_true.min() < 0 or y_true.max() >= probs.shape[1]:
+        raise ValueError(f"y_true holds classes outside 0..{probs.shape[1] - 1}")
+    conf = probs.max(1)
+    right = (probs.argmax(1) == y_true).astype(np.float64)
+    bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(
+        np.bincount(bins, right, minlength=n_bins) - np.bincount(bins, conf, minlength=n_bins)
+    )
+    p_true = np.maximum(probs[np.arange(y_true.size), y_true], 1e-12)
+    return {
+        "ece": float(gap.sum() / count.sum()),
+        "log_loss": float(-np.log(p_true).mean()),
+    }
+
+
 def classification_metrics(y_true, y_pred, n_classes: int) -> dict[str, float]:
     """Accuracy, balanced accuracy and macro-F1 of integer class predictions.
 

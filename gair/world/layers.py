@@ -21,6 +21,17 @@ ISO_FIXES = {
     "Kosovo": "XKX",
 }
 
+# Natural Earth gives each country one continent. Where a country's land lies on two, these
+# longitude ranges [lon_min, lon_max) give the part that is not on its listed continent, so a
+# point's continent label is geographic: Siberia is Asia, French Guiana South America. Russia's
+# Europe/Asia line is the Ural meridian (60 deg E; the Urals run 57-66 deg E, the Ural River
+# south of them ~51 deg E), plus Chukotka over the antimeridian. Smaller transcontinental parts
+# (Turkish Thrace, Sinai, west Kazakhstan) keep their country's continent.
+CONTINENT_PARTS: dict[str, list[tuple[float, float, str]]] = {
+    "RUS": [(60.0, 180.0, "Asia"), (-180.0, -160.0, "Asia")],
+    "FRA": [(-60.0, -45.0, "South America")],
+}
+
 
 def _read_jpeg(path: Path, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
@@ -202,7 +213,8 @@ def build_countries(paths: dict[str, Path], land: np.ndarray) -> tuple[np.ndarra
         _centroids(country, len(table)),
     )
     for entry, style in zip(table, styles.tolist(), strict=True):
-        entry["sign"] = style
+        entry["sign"] = style  # per country: a country keeps one sign convention across continents
+        entry["continent_parts"] = [list(part) for part in CONTINENT_PARTS.get(entry["iso_a3"], [])]
     return country, table
 
 

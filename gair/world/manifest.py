@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 WORLD_FORMAT = "gair-world"
-WORLD_FORMAT_VERSION = 3  # 2: H3 res-1 splits with clear-window chips (no buffer ring)
+WORLD_FORMAT_VERSION = 4  # 4: continent labels split by longitude for Russia and France;
+# 2: H3 res-1 splits with clear-window chips (no buffer ring)
 # 3: regional roadside sign styles, stored per country in the manifest (render_signs)
 DEFAULT_WORLD_DIR = Path("data/world")
 

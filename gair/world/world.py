@@ -97,6 +97,12 @@ class World:
         self.country_iso = np.array([""] + [c["iso_a3"] for c in countries], dtype=object)
         self.country_name = np.array([""] + [c["name"] for c in countries], dtype=object)
         self.country_continent = np.array([""] + [c["continent"] for c in countries], dtype=object)
+        # country index -> [(lon_min, lon_max, continent)]: parts of a country on another continent
+        self.continent_parts = {
+            k: [(float(lo), float(hi), str(name)) for lo, hi, name in c["continent_parts"]]
+            for k, c in enumerate(countries, start=1)
+            if c.get("continent_parts")
+        }
         # roadside sign style per country index: [n + 1, 3] (top, bottom, post colour; -1: none)
         self.sign_style = np.array([(-1, -1, -1)] + [c["sign"] for c in countries], np.int64)
         self._streetviews = None
@@ -258,7 +264,8 @@ class World:
     def labels(self, latlon) -> dict[str, np.ndarray]:
         """Labels at points: latlon (..., 2) -> dict of arrays shaped (...):
         koppen int (0 none, 1..5 = A..E), landcover int (IGBP 0..16), elevation_m float,
-        population float (log10(1 + people within 50 km)), continent str, country ISO-A3 str
+        population float (log10(1 + people within 50 km)), continent str (geographic: the
+        country's, or its part's for a country on two, e.g. Siberia is Asia), country ISO-A3 str
         ("" for none), is_land bool."""
         r, c, shape = self._index(latlon)
         ci = np.asarray(self.country[r, c]).astype(np.int64)
@@ -268,11 +275,22 @@ class World:
             "elevation_m": np.asarray(self.elevation[r, c]).astype(np.float32),
             "population": np.asarray(self.population_u8[r, c]).astype(np.float32)
             / np.float32(self.population_scale),
-            "continent": self.country_continent[ci].astype(str),
+            "continent": self._continents(ci, c),
             "country": self.country_iso[ci].astype(str),
             "is_land": self.land[r, c],
         }
         return {k: v.reshape(shape) for k, v in out.items()}
+
+    def _continents(self, ci: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """Continent names (str array like `ci`) of points in countries `ci` at grid columns
+        `col`: the country's continent, or that of the country's part the longitude lies in."""
+        out = self.country_continent[ci]  # a copy (fancy index): safe to overwrite
+        for k, parts in self.continent_parts.items():
+            here = np.flatnonzero(ci == k)
+            lon = grid.col_lon(col[here])
+            for lo, hi, name in parts:
+                out[here[(lon >= lo) & (lon < hi)]] = name
+        return out.astype(str)
 
     # ------------------------------------------------------------------------------- views
 
