@@ -106,6 +106,10 @@ def test_heads_chosen_on_val_and_saved(evaluated):
             assert rec["rule"] == "highest val accuracy"
             best = max(rec["candidates"], key=lambda c: c["val_accuracy"])
         assert best == chosen
+        # chosen on one half of val (by block), calibrated on the other
+        halves = rec["val_points"]
+        assert halves["halves"] == "by block hash", halves
+        assert halves["choose"] >= 20 and halves["calibrate"] >= 20
         if regression:
             assert heads.targets[task] == chosen["target"]
             assert {c["target"].split(":")[0] for c in rec["candidates"]} == {"identity", "asinh"}
@@ -364,3 +368,14 @@ def test_classification_heads_report_their_calibration_on_held_out_points(evalua
     assert all(not r["higher_is_better"] for r in cal)
     loss = [r for r in result["rows"] if r["method"] == "gair-heads" and r["metric"] == "log_loss"]
     assert {r["task"] for r in loss if r["split"] == "test"} == classes
+
+
+def test_val_halves_are_whole_blocks_and_stable():
+    from gair.evaluation.heads_select import calibration_half
+
+    blocks = np.array([f"81{i:03d}ffffffffff" for i in range(200)]).repeat(3)
+    cal = calibration_half(blocks)
+    assert cal.shape == blocks.shape and 0.35 < cal.mean() < 0.65
+    by_block = {b: set(cal[blocks == b].tolist()) for b in set(blocks.tolist())}
+    assert all(len(v) == 1 for v in by_block.values())  # a block is never split
+    np.testing.assert_array_equal(cal, calibration_half(blocks[::-1])[::-1])  # order-free
