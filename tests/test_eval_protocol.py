@@ -348,5 +348,8 @@ def test_temperature_scale():
     t_over = protocol.temperature_scale(10 * logits, y)
     assert t_over > 1.0 and t_over == pytest.approx(10, rel=0.3)
     assert protocol.temperature_scale(logits, y) == pytest.approx(1.0, rel=0.2)
+    # every point right with a margin: the NLL falls all the way down; sharpening stops at 2x
+    right = np.eye(3)[y] * 3.0
+    assert protocol.temperature_scale(right, y) == pytest.approx(protocol.MIN_TEMPERATURE, rel=1e-3)
     probe = protocol.fit_logistic(logits, y, np.arange(2000) % 10, n_classes=3)
     assert probe.logits(logits).shape == (2000, 3)
