@@ -79,10 +79,12 @@ def comparison_table(result: dict, method: str = "gair/inr/linear") -> str:
 
 
 def heads_table(result: dict, split: str = "test") -> str:
-    """The shipped heads (what the app predicts): input, probe and test score per task, and for
-    regression heads the test coverage and median width of their val-fitted 80% interval."""
+    """The shipped heads (what the app predicts): input, probe and test score per task; for
+    classes the expected calibration error of their probabilities, for numbers the test
+    coverage and median width of their val-fitted 80% interval."""
     lines = [
-        "| task | input | probe | metric | score [95% CI] | 80% interval: coverage, median width |",
+        "| task | input | probe | metric | score [95% CI] | calibration: ECE, or 80% interval "
+        "coverage and median width |",
         "|---|---|---|---|---|---|",
     ]
     for task, metric in MAIN.items():
@@ -92,12 +94,14 @@ def heads_table(result: dict, split: str = "test") -> str:
         want = dict(task=task, method="gair-heads", split=split)
         cov = _find(result["rows"], metric="interval80_coverage", **want)
         width = _find(result["rows"], metric="interval80_median_width", **want)
-        band = ""
+        ece = _find(result["rows"], metric="ece", **want)
+        calibration = f"ECE {_cell(ece)}" if ece else ""
         if cov and width:
             w = width["mean"]
-            band = f"{_cell(cov)}, " + (f"{w:,.0f}" if w >= 100 else f"{w:.2f}")
+            calibration = f"{_cell(cov)}, " + (f"{w:,.0f}" if w >= 100 else f"{w:.2f}")
         lines.append(
-            f"| {task} | {r['input']} | {r.get('probe', '')} | {metric} | {_cell(r)} | {band} |"
+            f"| {task} | {r['input']} | {r.get('probe', '')} | {metric} | {_cell(r)} | "
+            f"{calibration} |"
         )
     return "\n".join(lines) + "\n"
 
