@@ -54,9 +54,7 @@ def main(index_dir: str = "data/index") -> None:
         lat, lon = PLACES[name]
         pred = predictions_for(res, emb[i], loc[i]) or {}
         truth = truth_at(res, lat, lon) or {}
-        parts = [
-            f"{task} {_answer(p)} (truth {truth.get(task, '?')})" for task, p in pred.items()
-        ]
+        parts = [f"{task} {_answer(p)} (truth {truth.get(task, '?')})" for task, p in pred.items()]
         print(f"{name}: " + "; ".join(parts))
 
 
