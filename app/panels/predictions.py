@@ -105,10 +105,10 @@ def render(res, result: dict) -> None:
         return
     st.caption(
         "Heads: probes trained by `gair eval` on the training split, chosen on one half of the "
-        f"val split's blocks and calibrated on the other; inputs: {_inputs_note(preds)}. A class under p {UNCERTAIN_BELOW:.1f} is shown "
-        "as uncertain; a number's range holds the truth for that share of held-out val points "
-        "with a similar prediction (split conformal). Truth: the demo world's label layers at the "
-        "point."
+        f"val split's blocks and calibrated on the other; inputs: {_inputs_note(preds)}. "
+        f"A class under p {UNCERTAIN_BELOW:.1f} is shown as uncertain; a number's range holds "
+        "the truth for that share of held-out val points with a similar prediction (split "
+        "conformal). Truth: the demo world's label layers at the point."
     )
     with st.expander("All ground-truth labels at the point"):
         truth_table(truth)

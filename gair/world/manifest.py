@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 WORLD_FORMAT = "gair-world"
-WORLD_FORMAT_VERSION = 4  # 4: continent labels split by longitude for Russia and France;
+WORLD_FORMAT_VERSION = 4
 # 2: H3 res-1 splits with clear-window chips (no buffer ring)
 # 3: regional roadside sign styles, stored per country in the manifest (render_signs)
+# 4: geographic continent labels (per-country longitude parts: Siberia is Asia; layers.py)
 DEFAULT_WORLD_DIR = Path("data/world")
 
 LAYER_FILES = {
