@@ -237,9 +237,24 @@ def _wait_text(page, text: str, timeout: float = 120_000) -> None:
     page.get_by_text(text, exact=False).first.wait_for(state="visible", timeout=timeout)
 
 
-def _open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
-    page.wait_for_timeout(400)
+def _open_tab(page, name: str, timeout: float = 60.0) -> None:
+    """Select tab `name` and return once it has stayed selected for 0.4 s. A click that lands
+    while Streamlit re-renders the tabs is lost (seen in CI: the tab never opened), so click
+    again until the selection holds."""
+    tab = page.get_by_role("tab", name=name)
+    deadline = time.time() + timeout
+    while True:
+        tab.click()
+        page.wait_for_timeout(400)
+        if tab.get_attribute("aria-selected") == "true":
+            return
+        if time.time() > deadline:
+            raise TimeoutError(f"tab {name!r} did not stay selected in {timeout:.0f} s")
+
+
+def _visible_panel(page):
+    """The open tab's panel (hidden panels stay in the DOM)."""
+    return page.locator('[role="tabpanel"]:not([hidden])')
 
 
 def _shot(page, path: Path, anchor=None) -> None:

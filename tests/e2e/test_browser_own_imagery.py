@@ -18,6 +18,7 @@ from tests.e2e.test_browser import (  # noqa: F401  (fixtures used by name)
     _click_latlon,
     _offline_page,
     _open_tab,
+    _visible_panel,
     _wait_map,
     _wait_text,
     browser,
@@ -79,7 +80,7 @@ def test_own_imagery_index_click_and_gap_offline(own_server, browser, shots):  #
         assert page.get_by_text("A (tropical)", exact=False).count() == 0  # no demo truth
 
         _open_tab(page, "Street views")
-        page.locator("img").nth(1).wait_for(state="visible")
+        _visible_panel(page).locator("img").nth(1).wait_for(state="visible")
 
         # the gap lies east of the rasters (outside the fitted view): go there by coordinates
         page.get_by_placeholder("e.g. 48.85").fill(f"{GAP[0]}, {GAP[1]}")
