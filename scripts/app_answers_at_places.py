@@ -33,17 +33,18 @@ PLACES = {
 
 
 def _answer(pred: dict) -> str:
+    sea = "at sea, best guess " if pred.get("at_sea") else ""
     if pred["kind"] == "regression":
         band = pred.get("interval")
         rng = f" [{band[0]:.0f}, {band[1]:.0f}]" if band else ""
-        return f"{pred['value']:.1f}{rng}"
-    word = "uncertain: " if pred["uncertain"] else ""
+        return f"{sea}{pred['value']:.1f}{rng}"
+    word = sea or ("uncertain: " if pred["uncertain"] else "")
     return f"{word}{pred['top']} p {pred['top_p']:.2f}"
 
 
 def main(index_dir: str = "data/index") -> None:
     from app.logic.embeddings import embed_locations, embed_points
-    from app.logic.labels import predictions_for, truth_at
+    from app.logic.labels import mark_at_sea, predictions_for, truth_at
     from app.resources import open_resources
     from app.settings import Settings
 
@@ -52,8 +53,8 @@ def main(index_dir: str = "data/index") -> None:
     emb, loc = embed_points(res, latlon), embed_locations(res, latlon)
     for i, name in enumerate(PLACES):
         lat, lon = PLACES[name]
-        pred = predictions_for(res, emb[i], loc[i]) or {}
         truth = truth_at(res, lat, lon) or {}
+        pred = mark_at_sea(predictions_for(res, emb[i], loc[i]), truth) or {}
         parts = [f"{task} {_answer(p)} (truth {truth.get(task, '?')})" for task, p in pred.items()]
         print(f"{name}: " + "; ".join(parts))
 

@@ -136,6 +136,15 @@ def test_click_fills_every_panel(app_env):
     assert "Matched by the place's imagery + 1 x location" in shown  # the run's query weight
 
 
+def test_a_click_at_sea_says_the_heads_answer_only_for_land(app_env):
+    at = run_with_point((0.0, -30.0))  # mid-Atlantic
+    no_exception(at)
+    assert any("at sea in the demo world's land mask" in w.value for w in at.warning)
+    assert metrics(at)["Predicted koppen"] == "at sea"
+    assert any("best guess, at sea" in label for label in metrics(at))
+    assert "not for the sea (best guess" in texts(at)
+
+
 def test_fly_button_moves_the_point(app_env):
     at = run_with_point(PARIS, k=4)
     fly = [b for b in at.button if b.label == "Fly here"][0]

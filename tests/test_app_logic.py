@@ -98,6 +98,23 @@ def test_click_result_matches_the_index(res):
     assert r["truth"]["is_land"] in (True, False) and isinstance(r["truth"]["landcover"], str)
 
 
+def test_answers_at_sea_are_marked_as_guesses(res):
+    """The heads are fitted on land points: at a point the land mask puts at sea every answer
+    carries `at_sea` (the panels show it as a best guess); on land none does."""
+    grid = np.stack(np.meshgrid(np.arange(-50, 51, 10.0), np.arange(-170, 171, 10.0)), -1)
+    grid = grid.reshape(-1, 2)
+    land = res.world.labels(grid)["is_land"]
+    sea_point, land_point = grid[~land][0], grid[land][0]
+    at_sea = logic.click_result(res, *map(float, sea_point), k=3)
+    assert at_sea["truth"]["is_land"] is False and at_sea["predictions"]
+    assert all(p.get("at_sea") is True for p in at_sea["predictions"].values())
+    on_land = logic.click_result(res, *map(float, land_point), k=3)
+    assert on_land["truth"]["is_land"] is True
+    assert not any(p.get("at_sea") for p in on_land["predictions"].values())
+    # no ground truth (the user's imagery): nothing to say, nothing marked
+    assert logic.mark_at_sea(at_sea["predictions"], None) is at_sea["predictions"]
+
+
 def test_neighbourhood_costs_no_extra_encoder_pass(res):
     emb = res.index.embedder
     before = emb.encoder_passes

@@ -37,7 +37,7 @@ from app.logic.inputs import (
     decode_upload,
     parse_coordinates,
 )
-from app.logic.labels import has_labels, predictions_for, truth_at
+from app.logic.labels import has_labels, mark_at_sea, predictions_for, truth_at
 from app.logic.layers import (
     IGBP_COLORS,
     KOPPEN_COLORS,
@@ -88,6 +88,7 @@ __all__ = [
     "image_search",
     "is_rendered",
     "layer_overlay",
+    "mark_at_sea",
     "map_layers",
     "neighbourhood_grid",
     "novelty_message",

@@ -73,6 +73,17 @@ def regression_answer(res, name: str, value: float, base: dict) -> dict:
     return out
 
 
+def mark_at_sea(preds: dict | None, truth: dict | None) -> dict | None:
+    """`preds` with `at_sea`: True on every answer when the world's land mask puts the point at
+    sea (`truth["is_land"]` False). The heads are fitted on land points only
+    (`gair.evaluation.points`), so at sea they still answer (a climate, an elevation of a few
+    hundred metres) but the answer describes nothing there: the panels show it as a best guess,
+    not as the answer. Unchanged without ground truth (the user's imagery has no land mask)."""
+    if not preds or not truth or truth.get("is_land", True):
+        return preds
+    return {name: {**p, "at_sea": True} for name, p in preds.items()}
+
+
 def predictions_for(res, emb: np.ndarray, loc: np.ndarray | None = None) -> dict | None:
     """{task: {"kind", "units", "input", "classes", "probs", "top", "top_p", "uncertain"} or
     {"kind", "units", "input", "value"[, "interval", "level"]}} or None. `loc` is the point's

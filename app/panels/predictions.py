@@ -66,13 +66,19 @@ def render(res, result: dict) -> None:
         return
     classification = [(n, p) for n, p in preds.items() if p["kind"] == "classification"]
     regression = [(n, p) for n, p in preds.items() if p["kind"] == "regression"]
+    if any(p.get("at_sea") for p in preds.values()):
+        st.warning(
+            "This point is at sea in the demo world's land mask. The heads were trained on land "
+            "points only, so what they say here describes no place: each answer below is a "
+            "best guess, not a prediction."
+        )
     if regression:
         cols = st.columns(len(regression))
         for col, (name, p) in zip(cols, regression):
             t = truth.get(name)
             unit = " m" if name == "elevation_m" else ""
             col.metric(
-                f"{LABELS.get(name, name)} (predicted)",
+                f"{LABELS.get(name, name)} ({'best guess, at sea' if p.get('at_sea') else 'predicted'})",
                 f"{p['value']:,.1f}{unit}",
                 delta=None
                 if t is None
@@ -122,6 +128,14 @@ def _inputs_note(preds: dict) -> str:
     return "; ".join(f"{', '.join(v)} from {INPUT_LABELS.get(k, k)}" for k, v in by_input.items())
 
 
+def answer_text(p: dict) -> str:
+    """A class head's answer as a panel shows it: the class, or why it is only a best guess."""
+    guess = f"best guess {p['top']}, p {p['top_p']:.2f}"
+    if p.get("at_sea"):
+        return f"not for the sea ({guess})"
+    return f"uncertain ({guess})" if p.get("uncertain") else p["top"]
+
+
 def _class_bars(name: str, p: dict, truth_value) -> None:
     """The top classes' probabilities as HTML bars (a plotly figure per task cost ~30 ms of
     CPU per click under the GIL: benchmarks/bench_load.py)."""
@@ -135,9 +149,7 @@ def _class_bars(name: str, p: dict, truth_value) -> None:
             f'<span class="gair-bar-track"><span style="width:{100 * float(probs[j]):.1f}%;'
             f'background:{colour}"></span></span><span class="gair-bar-p">{probs[j]:.2f}</span></div>'
         )
-    answer = (
-        f"uncertain (best guess {p['top']}, p {p['top_p']:.2f})" if p.get("uncertain") else p["top"]
-    )
+    answer = answer_text(p)
     title = f"{html.escape(LABELS.get(name, name))}: {html.escape(str(answer))}"
     if truth_value is not None:
         hit = "✓" if p["top"] == truth_value else "✗"
