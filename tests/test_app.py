@@ -8,6 +8,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -134,6 +135,22 @@ def test_click_fills_every_panel(app_env):
     shown = texts(at)
     assert "80% range" in shown  # regression heads show their val-fitted range
     assert "Matched by the place's imagery + 1 x location" in shown  # the run's query weight
+
+
+def test_each_answer_shows_its_heads_record_on_test(app_env):
+    """With eval.json's rows for the heads (here given; the tests' small run has no eval.json)
+    a class answer says how often the head was right on test, a number's range how often it
+    held the truth."""
+    measured = {
+        "koppen": {"accuracy": 0.876, "ece": 0.018},
+        "elevation_m": {"interval80_coverage": 0.751},
+    }
+    with mock.patch("app.logic.labels.head_test_scores", return_value=measured):
+        at = run_with_point(PARIS)
+    no_exception(at)
+    shown = texts(at)
+    assert "right at 88% of test places, calibration error 0.02" in shown
+    assert "held the truth at 75% of test places" in shown
 
 
 def test_a_click_at_sea_says_the_heads_answer_only_for_land(app_env):

@@ -115,6 +115,26 @@ def test_answers_at_sea_are_marked_as_guesses(res):
     assert logic.mark_at_sea(at_sea["predictions"], None) is at_sea["predictions"]
 
 
+def test_head_test_scores_read_the_heads_rows_of_the_test_split():
+    from types import SimpleNamespace
+
+    rows = [
+        {"task": "koppen", "method": "gair-heads", "metric": "accuracy", "mean": 0.88,
+         "split": "test"},
+        {"task": "koppen", "method": "gair-heads", "metric": "accuracy", "mean": 0.51,
+         "split": "unseen"},  # another split: not the answer's record
+        {"task": "koppen", "method": "linear", "metric": "accuracy", "mean": 0.7, "split": "test"},
+        {"task": "elevation_m", "method": "gair-heads", "metric": "interval80_coverage",
+         "mean": 0.75, "split": "test"},
+        {"task": "population", "method": "gair-heads", "metric": "skill", "mean": None,
+         "split": "test"},  # not a number: skipped
+        "not a row",
+    ]  # fmt: skip
+    scores = logic.head_test_scores(SimpleNamespace(eval_result={"rows": rows}))
+    assert scores == {"koppen": {"accuracy": 0.88}, "elevation_m": {"interval80_coverage": 0.75}}
+    assert logic.head_test_scores(SimpleNamespace(eval_result=None)) == {}
+
+
 def test_neighbourhood_costs_no_extra_encoder_pass(res):
     emb = res.index.embedder
     before = emb.encoder_passes

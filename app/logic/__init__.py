@@ -37,7 +37,13 @@ from app.logic.inputs import (
     decode_upload,
     parse_coordinates,
 )
-from app.logic.labels import has_labels, mark_at_sea, predictions_for, truth_at
+from app.logic.labels import (
+    has_labels,
+    head_test_scores,
+    mark_at_sea,
+    predictions_for,
+    truth_at,
+)
 from app.logic.layers import (
     IGBP_COLORS,
     KOPPEN_COLORS,
@@ -85,6 +91,7 @@ __all__ = [
     "gallery_floor",
     "has_gallery",
     "has_labels",
+    "head_test_scores",
     "image_search",
     "is_rendered",
     "layer_overlay",

@@ -73,6 +73,22 @@ def regression_answer(res, name: str, value: float, base: dict) -> dict:
     return out
 
 
+def head_test_scores(res) -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} of the run's heads on the test split's held-out places, as
+    `gair eval` measured them beside the heads it wrote (eval.json rows of method "gair-heads":
+    e.g. accuracy and ece of a class head, interval80_coverage of a number's range); {} without
+    an eval.json. The panels show them next to each answer, so a user reads how often such an
+    answer was right on places the heads never saw."""
+    scores: dict[str, dict[str, float]] = {}
+    for row in (getattr(res, "eval_result", None) or {}).get("rows") or []:
+        if not isinstance(row, dict) or row.get("method") != "gair-heads":
+            continue
+        if row.get("split") != "test" or not isinstance(row.get("mean"), int | float):
+            continue
+        scores.setdefault(str(row.get("task")), {})[str(row.get("metric"))] = float(row["mean"])
+    return scores
+
+
 def mark_at_sea(preds: dict | None, truth: dict | None) -> dict | None:
     """`preds` with `at_sea`: True on every answer when the world's land mask puts the point at
     sea (`truth["is_land"]` False). The heads are fitted on land points only

@@ -7,12 +7,14 @@ import html
 import numpy as np
 import streamlit as st
 
+from app.logic import labels
 from app.logic.labels import UNCERTAIN_BELOW
 
 TOP = 5
 BAR_CSS = """<style>
 .gair-bars{margin:0 0 .8rem 0;font-size:.85rem}
 .gair-bar-title{font-weight:600;margin-bottom:.3rem}
+.gair-bar-record{opacity:.7;font-size:.78rem;margin:-.2rem 0 .3rem 0}
 .gair-bar{display:flex;align-items:center;gap:.5rem;margin:.15rem 0}
 .gair-bar-name{flex:0 0 42%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .gair-bar-track{flex:1;height:.8rem;background:rgba(255,255,255,.08);border-radius:3px}
@@ -72,6 +74,7 @@ def render(res, result: dict) -> None:
             "points only, so what they say here describes no place: each answer below is a "
             "best guess, not a prediction."
         )
+    scores = labels.head_test_scores(res)
     if regression:
         cols = st.columns(len(regression))
         for col, (name, p) in zip(cols, regression):
@@ -93,16 +96,18 @@ def render(res, result: dict) -> None:
                     if t is None
                     else (" · truth inside" if lo <= t <= hi else " · truth outside")
                 )
+                held = scores.get(name, {}).get(f"interval{round(100 * p['level'])}_coverage")
+                held = "" if held is None else f" · held the truth at {held:.0%} of test places"
                 col.caption(
-                    f"{p['level']:.0%} range {lo:,.0f} to {hi:,.0f}{unit}{inside}"
+                    f"{p['level']:.0%} range {lo:,.0f} to {hi:,.0f}{unit}{inside}{held}"
                     if abs(hi - lo) >= 10
-                    else f"{p['level']:.0%} range {lo:,.2f} to {hi:,.2f}{unit}{inside}"
+                    else f"{p['level']:.0%} range {lo:,.2f} to {hi:,.2f}{unit}{inside}{held}"
                 )
     for i in range(0, len(classification), 2):
         cols = st.columns(2)
         for col, (name, p) in zip(cols, classification[i : i + 2]):
             with col:
-                _class_bars(name, p, truth.get(name))
+                _class_bars(name, p, truth.get(name), scores.get(name, {}))
     if not truth:
         st.caption(
             f"Heads: probes trained by `gair eval`; inputs: {_inputs_note(preds)}. This index's "
@@ -114,7 +119,9 @@ def render(res, result: dict) -> None:
         f"val split's blocks and calibrated on the other; inputs: {_inputs_note(preds)}. "
         f"A class under p {UNCERTAIN_BELOW:.1f} is shown as uncertain; a number's range holds "
         "the truth for that share of held-out val points with a similar prediction (split "
-        "conformal). Truth: the demo world's label layers at the point."
+        "conformal); how often each head was right, and each range held, on the test split's "
+        "held-out places is from the run's eval.json. Truth: the demo world's label layers at "
+        "the point."
     )
     with st.expander("All ground-truth labels at the point"):
         truth_table(truth)
@@ -136,9 +143,10 @@ def answer_text(p: dict) -> str:
     return f"uncertain ({guess})" if p.get("uncertain") else p["top"]
 
 
-def _class_bars(name: str, p: dict, truth_value) -> None:
+def _class_bars(name: str, p: dict, truth_value, scores: dict | None = None) -> None:
     """The top classes' probabilities as HTML bars (a plotly figure per task cost ~30 ms of
-    CPU per click under the GIL: benchmarks/bench_load.py)."""
+    CPU per click under the GIL: benchmarks/bench_load.py), under a line with the head's
+    accuracy and calibration error on the test split when eval.json has them."""
     probs = np.asarray(p["probs"])
     classes = p["classes"]
     rows = []
@@ -154,8 +162,15 @@ def _class_bars(name: str, p: dict, truth_value) -> None:
     if truth_value is not None:
         hit = "✓" if p["top"] == truth_value else "✗"
         title += f" ({hit} truth: {html.escape(str(truth_value))})"
+    record = ""
+    if scores and "accuracy" in scores:
+        ece = f", calibration error {scores['ece']:.2f}" if "ece" in scores else ""
+        record = (
+            f'<div class="gair-bar-record">right at {scores["accuracy"]:.0%} of test places{ece}'
+            "</div>"
+        )
     st.markdown(
         f'{BAR_CSS}<div class="gair-bars" title="probability of each class (top {TOP})">'
-        f'<div class="gair-bar-title">{title}</div>{"".join(rows)}</div>',
+        f'<div class="gair-bar-title">{title}</div>{record}{"".join(rows)}</div>',
         unsafe_allow_html=True,
     )
