@@ -33,7 +33,7 @@ PLACES = {
 
 
 def _answer(pred: dict) -> str:
-    sea = "at sea, best guess " if pred.get("at_sea") else ""
+    sea = f"{pred['caveat']}, best guess " if pred.get("caveat") else ""
     if pred["kind"] == "regression":
         band = pred.get("interval")
         rng = f" [{band[0]:.0f}, {band[1]:.0f}]" if band else ""
@@ -44,7 +44,7 @@ def _answer(pred: dict) -> str:
 
 def main(index_dir: str = "data/index") -> None:
     from app.logic.embeddings import embed_locations, embed_points
-    from app.logic.labels import mark_at_sea, predictions_for, truth_at
+    from app.logic.labels import mark_caveat, predictions_for, truth_at
     from app.resources import open_resources
     from app.settings import Settings
 
@@ -54,7 +54,7 @@ def main(index_dir: str = "data/index") -> None:
     for i, name in enumerate(PLACES):
         lat, lon = PLACES[name]
         truth = truth_at(res, lat, lon) or {}
-        pred = mark_at_sea(predictions_for(res, emb[i], loc[i]), truth) or {}
+        pred = mark_caveat(predictions_for(res, emb[i], loc[i]), truth) or {}
         parts = [f"{task} {_answer(p)} (truth {truth.get(task, '?')})" for task, p in pred.items()]
         print(f"{name}: " + "; ".join(parts))
 

@@ -131,10 +131,22 @@ def test_click_fills_every_panel(app_env):
     assert places[0]["similarity"].is_monotonic_decreasing
     # predictions (heads present) beside the truth
     assert m["Predicted koppen"]
-    assert any(label.startswith("Elevation (predicted)") for label in m)
+    # Paris lies in the world's unseen region: its answers are best guesses (the next tests)
+    assert any(label.startswith("Elevation (best guess, unseen region)") for label in m)
     shown = texts(at)
     assert "80% range" in shown  # regression heads show their val-fitted range
     assert "Matched by the place's imagery + 1 x location" in shown  # the run's query weight
+
+
+def land_point_in(app_env, split: str) -> tuple[float, float]:
+    """A land point of the test world's `split` ("train", "unseen", ...) in Europe."""
+    from gair.world.world import World
+
+    world = World.open(app_env["world"])
+    grid = np.stack(np.meshgrid(np.arange(36, 61, 1.0), np.arange(-10, 31, 1.0)), -1)
+    grid = grid.reshape(-1, 2)
+    inside = grid[world.labels(grid)["is_land"] & (world.split_of(grid) == split)]
+    return tuple(map(float, inside[0]))
 
 
 def test_each_answer_shows_its_heads_record_on_test(app_env):
@@ -145,12 +157,26 @@ def test_each_answer_shows_its_heads_record_on_test(app_env):
         "koppen": {"accuracy": 0.876, "ece": 0.018},
         "elevation_m": {"interval80_coverage": 0.751},
     }
-    with mock.patch("app.logic.labels.head_test_scores", return_value=measured):
-        at = run_with_point(PARIS)
+    with mock.patch("app.logic.labels.head_test_scores", return_value=measured) as scores:
+        at = run_with_point(land_point_in(app_env, "train"))
     no_exception(at)
+    assert scores.call_args.args[1] == "test"
     shown = texts(at)
     assert "right at 88% of test places, calibration error 0.02" in shown
     assert "held the truth at 75% of test places" in shown
+
+
+def test_a_click_in_the_unseen_region_shows_guesses_with_that_regions_record(app_env):
+    measured = {"koppen": {"accuracy": 0.508, "ece": 0.291}}
+    with mock.patch("app.logic.labels.head_test_scores", return_value=measured) as scores:
+        at = run_with_point(land_point_in(app_env, "unseen"))
+    no_exception(at)
+    assert scores.call_args.args[1] == "unseen"  # the region's own record, not test's
+    assert any("unseen region" in w.value for w in at.warning)
+    assert metrics(at)["Predicted koppen"] == "uncertain"
+    shown = texts(at)
+    assert "outside the training area (best guess" in shown
+    assert "right at 51% of the unseen region's places, calibration error 0.29" in shown
 
 
 def test_a_click_at_sea_says_the_heads_answer_only_for_land(app_env):

@@ -98,21 +98,26 @@ def test_click_result_matches_the_index(res):
     assert r["truth"]["is_land"] in (True, False) and isinstance(r["truth"]["landcover"], str)
 
 
-def test_answers_at_sea_are_marked_as_guesses(res):
-    """The heads are fitted on land points: at a point the land mask puts at sea every answer
-    carries `at_sea` (the panels show it as a best guess); on land none does."""
-    grid = np.stack(np.meshgrid(np.arange(-50, 51, 10.0), np.arange(-170, 171, 10.0)), -1)
+def test_answers_at_sea_and_in_the_unseen_region_carry_their_caveat(res):
+    """The heads are fitted on land points of the training split: at a point the land mask puts
+    at sea every answer carries caveat "sea", in the region held out whole "unseen" (the panels
+    show them as best guesses); elsewhere on land none does."""
+    grid = np.stack(np.meshgrid(np.arange(-60, 61, 2.0), np.arange(-180, 180, 2.0)), -1)
     grid = grid.reshape(-1, 2)
     land = res.world.labels(grid)["is_land"]
-    sea_point, land_point = grid[~land][0], grid[land][0]
-    at_sea = logic.click_result(res, *map(float, sea_point), k=3)
-    assert at_sea["truth"]["is_land"] is False and at_sea["predictions"]
-    assert all(p.get("at_sea") is True for p in at_sea["predictions"].values())
-    on_land = logic.click_result(res, *map(float, land_point), k=3)
-    assert on_land["truth"]["is_land"] is True
-    assert not any(p.get("at_sea") for p in on_land["predictions"].values())
+    split = res.world.split_of(grid)
+    cases = {
+        "sea": grid[~land][0],
+        "unseen": grid[land & (split == "unseen")][0],
+        None: grid[land & (split == "train")][0],
+    }
+    for caveat, point in cases.items():
+        r = logic.click_result(res, *map(float, point), k=3)
+        assert r["predictions"] and r["truth"]["split"] == str(res.world.split_of(point))
+        assert {p.get("caveat") for p in r["predictions"].values()} == {caveat}, point
+        assert logic.caveat_at(r["truth"]) == caveat
     # no ground truth (the user's imagery): nothing to say, nothing marked
-    assert logic.mark_at_sea(at_sea["predictions"], None) is at_sea["predictions"]
+    assert logic.mark_caveat(r["predictions"], None) is r["predictions"]
 
 
 def test_head_test_scores_read_the_heads_rows_of_the_test_split():

@@ -38,9 +38,10 @@ from app.logic.inputs import (
     parse_coordinates,
 )
 from app.logic.labels import (
+    caveat_at,
     has_labels,
     head_test_scores,
-    mark_at_sea,
+    mark_caveat,
     predictions_for,
     truth_at,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "THUMB_CACHE_SIZE",
     "THUMBNAILS_MAX",
     "check_point",
+    "caveat_at",
     "clamp_k",
     "click_result",
     "compare_points",
@@ -95,7 +97,7 @@ __all__ = [
     "image_search",
     "is_rendered",
     "layer_overlay",
-    "mark_at_sea",
+    "mark_caveat",
     "map_layers",
     "neighbourhood_grid",
     "novelty_message",

@@ -35,6 +35,7 @@ def truth_at(res, lat: float, lon: float) -> dict | None:
         "continent": str(lab["continent"]) or "-",
         "country": str(lab["country"]) or "-",
         "is_land": bool(lab["is_land"]),
+        "split": str(res.world.split_of(np.array([lat, lon]))),
     }
 
 
@@ -73,31 +74,44 @@ def regression_answer(res, name: str, value: float, base: dict) -> dict:
     return out
 
 
-def head_test_scores(res) -> dict[str, dict[str, float]]:
-    """{task: {metric: value}} of the run's heads on the test split's held-out places, as
-    `gair eval` measured them beside the heads it wrote (eval.json rows of method "gair-heads":
-    e.g. accuracy and ece of a class head, interval80_coverage of a number's range); {} without
-    an eval.json. The panels show them next to each answer, so a user reads how often such an
-    answer was right on places the heads never saw."""
+def head_test_scores(res, split: str = "test") -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} of the run's heads on a held-out split's places ("test", or
+    "unseen": the region held out whole), as `gair eval` measured them beside the heads it wrote
+    (eval.json rows of method "gair-heads": e.g. accuracy and ece of a class head,
+    interval80_coverage of a number's range); {} without an eval.json. The panels show them
+    next to each answer, so a user reads how often such an answer was right on places the
+    heads never saw."""
     scores: dict[str, dict[str, float]] = {}
     for row in (getattr(res, "eval_result", None) or {}).get("rows") or []:
         if not isinstance(row, dict) or row.get("method") != "gair-heads":
             continue
-        if row.get("split") != "test" or not isinstance(row.get("mean"), int | float):
+        if row.get("split") != split or not isinstance(row.get("mean"), int | float):
             continue
         scores.setdefault(str(row.get("task")), {})[str(row.get("metric"))] = float(row["mean"])
     return scores
 
 
-def mark_at_sea(preds: dict | None, truth: dict | None) -> dict | None:
-    """`preds` with `at_sea`: True on every answer when the world's land mask puts the point at
-    sea (`truth["is_land"]` False). The heads are fitted on land points only
-    (`gair.evaluation.points`), so at sea they still answer (a climate, an elevation of a few
-    hundred metres) but the answer describes nothing there: the panels show it as a best guess,
-    not as the answer. Unchanged without ground truth (the user's imagery has no land mask)."""
-    if not preds or not truth or truth.get("is_land", True):
+def caveat_at(truth: dict | None) -> str | None:
+    """Why the heads' answers at a point are only best guesses: "sea" where the world's land
+    mask puts it at sea (the heads are fitted on land points only, `gair.evaluation.points`),
+    "unseen" where it lies in the world's unseen region (held out whole: no training imagery,
+    street view or head point there, so the heads extrapolate; on that region eval.json
+    measures them apart, split "unseen"); None elsewhere and without ground truth (the user's
+    imagery has no land mask or splits)."""
+    if not truth:
+        return None
+    if not truth.get("is_land", True):
+        return "sea"
+    return "unseen" if truth.get("split") == "unseen" else None
+
+
+def mark_caveat(preds: dict | None, truth: dict | None) -> dict | None:
+    """`preds` with `caveat` ("sea" or "unseen", `caveat_at`) on every answer where one applies;
+    the panels then show each answer as a best guess beside the record that fits the place."""
+    caveat = caveat_at(truth)
+    if not preds or caveat is None:
         return preds
-    return {name: {**p, "at_sea": True} for name, p in preds.items()}
+    return {name: {**p, "caveat": caveat} for name, p in preds.items()}
 
 
 def predictions_for(res, emb: np.ndarray, loc: np.ndarray | None = None) -> dict | None:

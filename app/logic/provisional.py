@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from app.logic.inputs import check_point, clamp_k
-from app.logic.labels import UNCERTAIN_BELOW, mark_at_sea, regression_answer, truth_at
+from app.logic.labels import UNCERTAIN_BELOW, mark_caveat, regression_answer, truth_at
 from app.logic.places import _places_and_overlay
 from app.logic.runtime import _ms
 from app.logic.streetviews import _views
@@ -111,7 +111,7 @@ def provisional_click(
         "streetview_query": describe(weight),
         "thumbnails": thumbs,
         "overlay": overlay,
-        "predictions": mark_at_sea(stored_predictions(res, row), truth),
+        "predictions": mark_caveat(stored_predictions(res, row), truth),
         "truth": truth,
         "timings_ms": timings,
     }

@@ -16,7 +16,7 @@ from app.logic.embeddings import (
     neighbourhood_grid,
 )
 from app.logic.inputs import K_DEFAULT, check_point, clamp_k
-from app.logic.labels import mark_at_sea, predictions_for, truth_at
+from app.logic.labels import mark_caveat, predictions_for, truth_at
 from app.logic.novelty import assess
 from app.logic.places import _places_and_overlay
 from app.logic.runtime import _executor, _ms
@@ -79,7 +79,7 @@ def click_result(
     t = time.perf_counter()
     location_similarity = float(np.dot(emb, loc))
     truth = truth_at(res, lat, lon)
-    preds = mark_at_sea(predictions_for(res, emb, loc), truth)
+    preds = mark_caveat(predictions_for(res, emb, loc), truth)
     timings["heads_truth"] = _ms(t)
 
     nb = None

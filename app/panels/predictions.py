@@ -26,6 +26,25 @@ INPUT_LABELS = {
     "location": "the location embedding",
     "inr+location": "the INR and location embeddings",
 }
+# why the answers at a point are best guesses (`labels.caveat_at`): the panel's warning ...
+CAVEAT_WARNINGS = {
+    "sea": (
+        "This point is at sea in the demo world's land mask. The heads were trained on land "
+        "points only, so what they say here describes no place: each answer below is a best "
+        "guess, not a prediction."
+    ),
+    "unseen": (
+        "This point lies in the demo world's unseen region, held out whole from training: the "
+        "model saw none of its imagery or street views and the heads none of its points "
+        "(docs/WORLD.md). The heads extrapolate here and their probabilities are not "
+        "calibrated for it: each answer below is a best guess, shown with the heads' record "
+        "on this region."
+    ),
+}
+# ... a number's label
+GUESS_LABELS = {"sea": "best guess, at sea", "unseen": "best guess, unseen region"}
+# ... and which places each split's record was measured on
+RECORD_PLACES = {"test": "test places", "unseen": "the unseen region's places"}
 LABELS = {
     "koppen": "Koppen climate",
     "landcover": "Land cover (IGBP)",
@@ -34,6 +53,7 @@ LABELS = {
     "population": "Population intensity",
     "country": "Country",
     "is_land": "Land",
+    "split": "Split (training data)",
 }
 
 
@@ -68,20 +88,20 @@ def render(res, result: dict) -> None:
         return
     classification = [(n, p) for n, p in preds.items() if p["kind"] == "classification"]
     regression = [(n, p) for n, p in preds.items() if p["kind"] == "regression"]
-    if any(p.get("at_sea") for p in preds.values()):
-        st.warning(
-            "This point is at sea in the demo world's land mask. The heads were trained on land "
-            "points only, so what they say here describes no place: each answer below is a "
-            "best guess, not a prediction."
-        )
-    scores = labels.head_test_scores(res)
+    caveat = next((p["caveat"] for p in preds.values() if p.get("caveat")), None)
+    if caveat:
+        st.warning(CAVEAT_WARNINGS[caveat])
+    # the record that fits the place: the unseen region's own where the point lies in it
+    record_split = "unseen" if caveat == "unseen" else "test"
+    scores = labels.head_test_scores(res, record_split)
+    where = RECORD_PLACES[record_split]
     if regression:
         cols = st.columns(len(regression))
         for col, (name, p) in zip(cols, regression):
             t = truth.get(name)
             unit = " m" if name == "elevation_m" else ""
             col.metric(
-                f"{LABELS.get(name, name)} ({'best guess, at sea' if p.get('at_sea') else 'predicted'})",
+                f"{LABELS.get(name, name)} ({GUESS_LABELS.get(p.get('caveat'), 'predicted')})",
                 f"{p['value']:,.1f}{unit}",
                 delta=None
                 if t is None
@@ -97,7 +117,7 @@ def render(res, result: dict) -> None:
                     else (" · truth inside" if lo <= t <= hi else " · truth outside")
                 )
                 held = scores.get(name, {}).get(f"interval{round(100 * p['level'])}_coverage")
-                held = "" if held is None else f" · held the truth at {held:.0%} of test places"
+                held = "" if held is None else f" · held the truth at {held:.0%} of {where}"
                 col.caption(
                     f"{p['level']:.0%} range {lo:,.0f} to {hi:,.0f}{unit}{inside}{held}"
                     if abs(hi - lo) >= 10
@@ -107,7 +127,7 @@ def render(res, result: dict) -> None:
         cols = st.columns(2)
         for col, (name, p) in zip(cols, classification[i : i + 2]):
             with col:
-                _class_bars(name, p, truth.get(name), scores.get(name, {}))
+                _class_bars(name, p, truth.get(name), scores.get(name, {}), where)
     if not truth:
         st.caption(
             f"Heads: probes trained by `gair eval`; inputs: {_inputs_note(preds)}. This index's "
@@ -138,12 +158,16 @@ def _inputs_note(preds: dict) -> str:
 def answer_text(p: dict) -> str:
     """A class head's answer as a panel shows it: the class, or why it is only a best guess."""
     guess = f"best guess {p['top']}, p {p['top_p']:.2f}"
-    if p.get("at_sea"):
+    if p.get("caveat") == "sea":
         return f"not for the sea ({guess})"
+    if p.get("caveat") == "unseen":
+        return f"outside the training area ({guess})"
     return f"uncertain ({guess})" if p.get("uncertain") else p["top"]
 
 
-def _class_bars(name: str, p: dict, truth_value, scores: dict | None = None) -> None:
+def _class_bars(
+    name: str, p: dict, truth_value, scores: dict | None = None, where: str = "test places"
+) -> None:
     """The top classes' probabilities as HTML bars (a plotly figure per task cost ~30 ms of
     CPU per click under the GIL: benchmarks/bench_load.py), under a line with the head's
     accuracy and calibration error on the test split when eval.json has them."""
@@ -166,8 +190,7 @@ def _class_bars(name: str, p: dict, truth_value, scores: dict | None = None) -> 
     if scores and "accuracy" in scores:
         ece = f", calibration error {scores['ece']:.2f}" if "ece" in scores else ""
         record = (
-            f'<div class="gair-bar-record">right at {scores["accuracy"]:.0%} of test places{ece}'
-            "</div>"
+            f'<div class="gair-bar-record">right at {scores["accuracy"]:.0%} of {where}{ece}</div>'
         )
     st.markdown(
         f'{BAR_CSS}<div class="gair-bars" title="probability of each class (top {TOP})">'

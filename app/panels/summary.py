@@ -80,7 +80,11 @@ def point_summary(res, result, set_b) -> None:
             n, p = cls[0]
             c4.metric(
                 f"Predicted {n}",
-                "at sea" if p.get("at_sea") else "uncertain" if p.get("uncertain") else p["top"],
+                "at sea"
+                if p.get("caveat") == "sea"
+                else "uncertain"
+                if p.get("uncertain") or p.get("caveat")
+                else p["top"],
                 help=f"best guess {p['top']}, calibrated probability {p['top_p']:.2f}",
             )
     elif getattr(res, "heads_error", None):
