@@ -139,9 +139,10 @@ def render(res, result: dict) -> None:
         f"val split's blocks and calibrated on the other; inputs: {_inputs_note(preds)}. "
         f"A class under p {UNCERTAIN_BELOW:.1f} is shown as uncertain; a number's range holds "
         "the truth for that share of held-out val points with a similar prediction (split "
-        "conformal); how often each head was right, and each range held, on the test split's "
-        "held-out places is from the run's eval.json. Truth: the demo world's label layers at "
-        "the point."
+        "conformal); how often each head was right, and each range held, is measured by "
+        "`gair eval` on the test split's held-out places (on the unseen region's, for a point "
+        "in it) and read from the run's eval.json. Truth: the demo world's label layers at the "
+        "point."
     )
     with st.expander("All ground-truth labels at the point"):
         truth_table(truth)
