@@ -157,7 +157,7 @@ def test_each_answer_shows_its_heads_record_on_test(app_env):
         "koppen": {"accuracy": 0.876, "ece": 0.018},
         "elevation_m": {"interval80_coverage": 0.751},
     }
-    with mock.patch("app.logic.labels.head_test_scores", return_value=measured) as scores:
+    with mock.patch("app.logic.labels.head_scores", return_value=measured) as scores:
         at = run_with_point(land_point_in(app_env, "train"))
     no_exception(at)
     assert scores.call_args.args[1] == "test"
@@ -168,7 +168,7 @@ def test_each_answer_shows_its_heads_record_on_test(app_env):
 
 def test_a_click_in_the_unseen_region_shows_guesses_with_that_regions_record(app_env):
     measured = {"koppen": {"accuracy": 0.508, "ece": 0.291}}
-    with mock.patch("app.logic.labels.head_test_scores", return_value=measured) as scores:
+    with mock.patch("app.logic.labels.head_scores", return_value=measured) as scores:
         at = run_with_point(land_point_in(app_env, "unseen"))
     no_exception(at)
     assert scores.call_args.args[1] == "unseen"  # the region's own record, not test's

@@ -120,14 +120,14 @@ def test_answers_at_sea_and_in_the_unseen_region_carry_their_caveat(res):
     assert logic.mark_caveat(r["predictions"], None) is r["predictions"]
 
 
-def test_head_test_scores_read_the_heads_rows_of_the_test_split():
+def test_head_scores_read_the_heads_rows_of_one_split():
     from types import SimpleNamespace
 
     rows = [
         {"task": "koppen", "method": "gair-heads", "metric": "accuracy", "mean": 0.88,
          "split": "test"},
         {"task": "koppen", "method": "gair-heads", "metric": "accuracy", "mean": 0.51,
-         "split": "unseen"},  # another split: not the answer's record
+         "split": "unseen"},  # another split's record
         {"task": "koppen", "method": "linear", "metric": "accuracy", "mean": 0.7, "split": "test"},
         {"task": "elevation_m", "method": "gair-heads", "metric": "interval80_coverage",
          "mean": 0.75, "split": "test"},
@@ -135,9 +135,11 @@ def test_head_test_scores_read_the_heads_rows_of_the_test_split():
          "split": "test"},  # not a number: skipped
         "not a row",
     ]  # fmt: skip
-    scores = logic.head_test_scores(SimpleNamespace(eval_result={"rows": rows}))
+    scores = logic.head_scores(SimpleNamespace(eval_result={"rows": rows}))
     assert scores == {"koppen": {"accuracy": 0.88}, "elevation_m": {"interval80_coverage": 0.75}}
-    assert logic.head_test_scores(SimpleNamespace(eval_result=None)) == {}
+    unseen = logic.head_scores(SimpleNamespace(eval_result={"rows": rows}), "unseen")
+    assert unseen == {"koppen": {"accuracy": 0.51}}  # the region held out whole: its own record
+    assert logic.head_scores(SimpleNamespace(eval_result=None)) == {}
 
 
 def test_neighbourhood_costs_no_extra_encoder_pass(res):

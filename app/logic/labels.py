@@ -74,7 +74,7 @@ def regression_answer(res, name: str, value: float, base: dict) -> dict:
     return out
 
 
-def head_test_scores(res, split: str = "test") -> dict[str, dict[str, float]]:
+def head_scores(res, split: str = "test") -> dict[str, dict[str, float]]:
     """{task: {metric: value}} of the run's heads on a held-out split's places ("test", or
     "unseen": the region held out whole), as `gair eval` measured them beside the heads it wrote
     (eval.json rows of method "gair-heads": e.g. accuracy and ece of a class head,

@@ -93,7 +93,7 @@ def render(res, result: dict) -> None:
         st.warning(CAVEAT_WARNINGS[caveat])
     # the record that fits the place: the unseen region's own where the point lies in it
     record_split = "unseen" if caveat == "unseen" else "test"
-    scores = labels.head_test_scores(res, record_split)
+    scores = labels.head_scores(res, record_split)
     where = RECORD_PLACES[record_split]
     if regression:
         cols = st.columns(len(regression))
@@ -171,7 +171,8 @@ def _class_bars(
 ) -> None:
     """The top classes' probabilities as HTML bars (a plotly figure per task cost ~30 ms of
     CPU per click under the GIL: benchmarks/bench_load.py), under a line with the head's
-    accuracy and calibration error on the test split when eval.json has them."""
+    accuracy and calibration error on `where` (test's places, or the unseen region's) when
+    eval.json has them."""
     probs = np.asarray(p["probs"])
     classes = p["classes"]
     rows = []

@@ -85,7 +85,8 @@ def point_summary(res, result, set_b) -> None:
                 else "uncertain"
                 if p.get("uncertain") or p.get("caveat")
                 else p["top"],
-                help=f"best guess {p['top']}, calibrated probability {p['top_p']:.2f}",
+                help=f"best guess {p['top']}, p {p['top_p']:.2f}"
+                + ("" if p.get("caveat") else " (calibrated on val)"),
             )
     elif getattr(res, "heads_error", None):
         c4.metric("Predictions", "hidden", help=f"heads unusable: {res.heads_error}")
