@@ -9,6 +9,7 @@ import math
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -185,6 +186,11 @@ def test_provisional_click_answers_from_the_nearest_cell(res):
     assert len(r["places"]) == 5 and len(r["streetviews"]) == 5
     assert r["overlay"]["png"][:4] == b"\x89PNG" and r["neighbourhood"] is None
     assert r["query"] == {"lat": lat, "lon": pytest.approx(lon), "k": 5}
+    assert r["truth"]["split"] == "unseen"  # Paris lies in the world's unseen region ...
+    stored = {"koppen": {"kind": "classification", "top": "C", "top_p": 0.9}}
+    with mock.patch.object(provisional, "stored_predictions", return_value=stored):
+        r = provisional.provisional_click(res, lat, lon, k=5)
+    assert r["predictions"]["koppen"]["caveat"] == "unseen"  # ... so its stored answers are guesses
     with pytest.raises(ValueError):
         provisional.provisional_click(res, 95.0, 0.0, k=5)
 
