@@ -184,6 +184,9 @@ def base_map(world, online: bool = False, tiles_zoom: int = assets.TILE_MAX_ZOOM
             **extra,
         )
         rs.add_to(m)
+    unseen = unseen_region_layer(world)
+    if unseen is not None:
+        unseen.add_to(m)
     if online:
         for name, (url, attr, native) in ONLINE_BASEMAPS.items():
             folium.TileLayer(
@@ -200,6 +203,54 @@ def base_map(world, online: bool = False, tiles_zoom: int = assets.TILE_MAX_ZOOM
     IconPath(assets.static_url("vendor/leaflet/images/")).add_to(m)
     assets.localise_map(m)
     return m
+
+
+UNSEEN_LAYER_NAME = "Unseen region (held out of training)"
+
+
+def unseen_region_layer(world) -> folium.FeatureGroup | None:
+    """The outline of the world's unseen region (`manifest["splits"]["unseen_block"]`, an H3
+    cell held out whole from training, where the heads' answers are guesses), dashed, as a
+    layer the map's control can hide; None for a source without one (the user's rasters)."""
+    splits = (getattr(world, "manifest", None) or {}).get("splits") or {}
+    block = splits.get("unseen_block")
+    if not block:
+        return None
+    group = folium.FeatureGroup(name=UNSEEN_LAYER_NAME, overlay=True, control=True, show=True)
+    folium.PolyLine(
+        h3_outline(block), color="#ffb000", weight=2, opacity=0.9, dash_array="8 6"
+    ).add_to(group)
+    return group
+
+
+def h3_outline(cell: str, per_edge: int = 24) -> list[tuple[float, float]]:
+    """A closed ring of (lat, lon) along an H3 cell's boundary. Its edges are great-circle arcs
+    (straight in H3's gnomonic faces), so each is sampled at `per_edge` points rather than drawn
+    as a straight line on the Mercator map (at resolution 0, ~100 km off mid-edge); longitudes
+    are unwrapped so a ring across the antimeridian stays whole."""
+    import h3
+
+    corners = np.deg2rad(np.array(h3.cell_to_boundary(cell), np.float64))
+    xyz = np.stack(
+        [
+            np.cos(corners[:, 0]) * np.cos(corners[:, 1]),
+            np.cos(corners[:, 0]) * np.sin(corners[:, 1]),
+            np.sin(corners[:, 0]),
+        ],
+        1,
+    )
+    ring = []
+    for a, b in zip(xyz, np.roll(xyz, -1, axis=0)):
+        angle = np.arccos(np.clip(a @ b, -1.0, 1.0))
+        for t in np.linspace(0.0, 1.0, per_edge, endpoint=False):
+            p = (np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / max(np.sin(angle), 1e-12)
+            ring.append(
+                (np.degrees(np.arcsin(np.clip(p[2], -1, 1))), np.degrees(np.arctan2(p[1], p[0])))
+            )
+    ring.append(ring[0])
+    lat = np.array([r[0] for r in ring])
+    lon = np.degrees(np.unwrap(np.radians([r[1] for r in ring])))
+    return [(round(float(a), 5), round(float(o), 5)) for a, o in zip(lat, lon)]
 
 
 def _fmt(lat: float, lon: float) -> str:

@@ -319,6 +319,26 @@ def _external(args: dict) -> list[str]:
     return found
 
 
+def test_the_map_outlines_the_unseen_region_along_its_true_edges(res):
+    import h3
+
+    block = res.world.manifest["splits"]["unseen_block"]
+    ring = np.array(maps.h3_outline(block))
+    assert np.allclose(ring[0], ring[-1]) and len(ring) > 6 * 10
+    # every sampled point lies on the edge: a nudge towards the centre is in the region (what
+    # `World.split_of` calls unseen), a nudge away is not
+    centre = np.array(h3.cell_to_latlng(block))
+    for lat, lon in ring[:-1:7]:
+        step = centre - (lat, lon)
+        inside, outside = (lat, lon) + 0.01 * step, (lat, lon) - 0.01 * step
+        assert res.world.split_of(inside) == "unseen"
+        assert h3.latlng_to_cell(*outside, 0) != block
+    args = _component_args(maps.base_map(res.world), control=maps.layer_control())
+    assert '"dashArray": "8 6"' in args["script"]  # the outline is drawn ...
+    assert maps.UNSEEN_LAYER_NAME in args["layer_control"]  # ... and named in the layer control
+    assert maps.unseen_region_layer(object()) is None  # a source with no splits: no outline
+
+
 def test_map_loads_nothing_from_outside(res):
     r = logic.click_result(res, 48.85, 2.35, k=3, thumbnails=False)
     m = maps.base_map(res.world)
