@@ -218,39 +218,35 @@ def unseen_region_layer(world) -> folium.FeatureGroup | None:
         return None
     group = folium.FeatureGroup(name=UNSEEN_LAYER_NAME, overlay=True, control=True, show=True)
     folium.PolyLine(
-        h3_outline(block), color="#ffb000", weight=2, opacity=0.9, dash_array="8 6"
+        list(h3_outline(block)), color="#ffb000", weight=2, opacity=0.9, dash_array="8 6"
     ).add_to(group)
     return group
 
 
-def h3_outline(cell: str, per_edge: int = 24) -> list[tuple[float, float]]:
-    """A closed ring of (lat, lon) along an H3 cell's boundary. Its edges are great-circle arcs
-    (straight in H3's gnomonic faces), so each is sampled at `per_edge` points rather than drawn
-    as a straight line on the Mercator map (at resolution 0, ~100 km off mid-edge); longitudes
-    are unwrapped so a ring across the antimeridian stays whole."""
+@functools.lru_cache(maxsize=16)
+def h3_outline(cell: str, per_edge: int = 24) -> tuple[tuple[float, float], ...]:
+    """A closed ring of (lat, lon) along an H3 cell's boundary (cached: the base map draws it on
+    every rerun). Its edges are great-circle arcs (straight in H3's gnomonic faces), so each is
+    sampled at `per_edge` points rather than drawn as a straight line on the Mercator map (at
+    resolution 0, ~100 km off mid-edge); longitudes are unwrapped so a ring across the
+    antimeridian stays whole."""
     import h3
 
-    corners = np.deg2rad(np.array(h3.cell_to_boundary(cell), np.float64))
-    xyz = np.stack(
-        [
-            np.cos(corners[:, 0]) * np.cos(corners[:, 1]),
-            np.cos(corners[:, 0]) * np.sin(corners[:, 1]),
-            np.sin(corners[:, 0]),
-        ],
-        1,
+    from gair.world.grid import unit_vectors
+
+    corners = np.array(h3.cell_to_boundary(cell), np.float64)
+    a = unit_vectors(corners[:, 0], corners[:, 1])  # [V, 3]
+    b = np.roll(a, -1, axis=0)
+    angle = np.arccos(np.clip(np.sum(a * b, 1), -1.0, 1.0))[:, None, None]  # [V, 1, 1]
+    t = np.linspace(0.0, 1.0, per_edge, endpoint=False)[None, :, None]  # [1, E, 1]
+    # slerp from each corner to the next: [V, E, 3] -> [V * E, 3]
+    xyz = (np.sin((1 - t) * angle) * a[:, None] + np.sin(t * angle) * b[:, None]) / np.maximum(
+        np.sin(angle), 1e-12
     )
-    ring = []
-    for a, b in zip(xyz, np.roll(xyz, -1, axis=0)):
-        angle = np.arccos(np.clip(a @ b, -1.0, 1.0))
-        for t in np.linspace(0.0, 1.0, per_edge, endpoint=False):
-            p = (np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / max(np.sin(angle), 1e-12)
-            ring.append(
-                (np.degrees(np.arcsin(np.clip(p[2], -1, 1))), np.degrees(np.arctan2(p[1], p[0])))
-            )
-    ring.append(ring[0])
-    lat = np.array([r[0] for r in ring])
-    lon = np.degrees(np.unwrap(np.radians([r[1] for r in ring])))
-    return [(round(float(a), 5), round(float(o), 5)) for a, o in zip(lat, lon)]
+    xyz = np.concatenate([xyz.reshape(-1, 3), xyz[:1, 0]])  # closed
+    lat = np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)))
+    lon = np.degrees(np.unwrap(np.arctan2(xyz[:, 1], xyz[:, 0])))
+    return tuple((round(float(la), 5), round(float(lo), 5)) for la, lo in zip(lat, lon))
 
 
 def _fmt(lat: float, lon: float) -> str:

@@ -34,12 +34,12 @@ PLACES = {
 
 
 def _answer(pred: dict) -> str:
-    sea = f"{pred['caveat']}, best guess " if pred.get("caveat") else ""
+    guess = f"{pred['caveat']}, best guess " if pred.get("caveat") else ""  # at sea, unseen
     if pred["kind"] == "regression":
         band = pred.get("interval")
         rng = f" [{band[0]:.0f}, {band[1]:.0f}]" if band else ""
-        return f"{sea}{pred['value']:.1f}{rng}"
-    word = sea or ("uncertain: " if pred["uncertain"] else "")
+        return f"{guess}{pred['value']:.1f}{rng}"
+    word = guess or ("uncertain: " if pred["uncertain"] else "")
     return f"{word}{pred['top']} p {pred['top_p']:.2f}"
 
 

@@ -33,13 +33,17 @@ def main(run_dir: str = "checkpoints/demo", world_dir: str = "data/world") -> No
         )
     embedder = Embedder(run_dir, world)
     pts = eval_points(world, n_land=12000, n_train=5000, n_unseen=800, seed=0)
+    # each split's points are embedded, predicted and labelled once, for every head
+    preds, labels = {}, {}
+    for split in ("val", "test"):
+        ll = pts[split]["latlon"]
+        preds[split] = heads.predict({"inr": embedder.point(ll), "location": embedder.location(ll)})
+        labels[split] = world.labels(ll)
     for task, band in heads.intervals.items():
         print(f"{task}: {band.level:.0%} range")
         for split in ("val", "test"):
-            ll, blocks = pts[split]["latlon"], pts[split]["block"]
-            inputs = {"inr": embedder.point(ll), "location": embedder.location(ll)}
-            pred = heads.predict(inputs)[task].reshape(-1)
-            lab = world.labels(ll)
+            blocks, lab = pts[split]["block"], labels[split]
+            pred = preds[split][task].reshape(-1)
             truth = lab[task].astype(np.float64)
             if split == "val":
                 cal = calibration_half(blocks)
